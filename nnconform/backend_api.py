@@ -1,0 +1,58 @@
+"""The backend API: what a backend must provide for nnconform to test it.
+
+A backend is any object with these attributes (no base class is needed):
+
+    name: str                   # shown in reports
+    version: str                # the version of the implementation under test
+    capabilities: Capabilities  # what it declares it supports
+    def build(self, layer: str, params: dict, dtype: str) -> Layer
+    def seed(self, seed: int) -> None      # optional: seeds the backend's RNG
+
+``layer`` is a layer name from a spec file ("Dropout", "BatchNorm2d"), ``params`` the
+constructor parameters by their spec names (p, inplace, num_features, eps, momentum,
+affine, track_running_stats) and ``dtype`` one of float16, bfloat16, float32, float64.
+
+A built Layer has:
+
+    def forward(self, x: numpy.ndarray) -> numpy.ndarray
+    def train(self) -> None
+    def eval(self) -> None
+    def state(self) -> dict[str, numpy.ndarray | int | None]
+        # running_mean, running_var, num_batches_tracked, weight, bias; None where absent
+    trainable: frozenset[str]   # optional: names in state() that are trainable parameters
+
+Arrays cross the boundary as numpy arrays; bfloat16 is ``ml_dtypes.bfloat16``. A
+layer's output keeps the dtype it computed in, so that dtype preservation is
+testable. When a layer runs in place, it writes into the numpy array it was given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nnconform.vocabulary import DTYPES
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend declares it supports. Clauses outside it are reported as
+    "not supported by backend" and counted separately, never as passed."""
+    layers: frozenset[str]
+    dtypes: frozenset[str] = frozenset(DTYPES)
+    device: str = "cpu"
+    autograd: bool = False
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def unsupported_reason(self, layer: str, dtype: str | None, needs_autograd: bool = False) -> str | None:
+        if layer not in self.layers:
+            return f"layer {layer} is not in the backend's declared layers {sorted(self.layers)}"
+        if dtype is not None and dtype not in self.dtypes:
+            return f"dtype {dtype} is not in the backend's declared dtypes {sorted(self.dtypes)}"
+        if needs_autograd and not self.autograd:
+            return "the backend does not declare autograd"
+        return None
+
+
+class BackendError(RuntimeError):
+    """A backend could not be loaded or broke the backend API. The message names the
+    backend and what is missing."""

@@ -1,0 +1,126 @@
+"""The torch adapter: drives the real torch.nn modules on CPU or CUDA.
+
+This is the only module that imports torch. It converts numpy arrays to tensors
+and back (bfloat16 through an int16 view, so no value is rounded twice) and never
+re-implements a layer.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from nnconform.backend_api import BackendError, Capabilities
+from nnconform.vocabulary import DTYPES
+
+try:
+    import torch
+except ImportError as error:  # pragma: no cover - exercised only without torch
+    torch = None
+    _IMPORT_ERROR = error
+
+_LAYERS = ("Dropout", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+_STATE = ("running_mean", "running_var", "num_batches_tracked", "weight", "bias")
+
+
+def _torch_dtype(name: str):
+    return getattr(torch, name)
+
+
+def to_tensor(array: np.ndarray, device: str):
+    """A tensor sharing memory with ``array`` on the CPU (a copy on other devices)."""
+    if array.dtype == ml_dtypes.bfloat16:
+        tensor = torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    else:
+        tensor = torch.from_numpy(array)
+    return tensor.to(device)
+
+
+def to_numpy(tensor) -> np.ndarray:
+    tensor = tensor.detach()
+    if tensor.device.type != "cpu":
+        tensor = tensor.cpu()
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return tensor.numpy()
+
+
+class TorchBackend:
+    """torch.nn on the CPU."""
+    name = "torch"
+    device = "cpu"
+
+    def __init__(self):
+        if torch is None:
+            raise BackendError(f"backend {self.name!r}: torch is not installed ({_IMPORT_ERROR}); "
+                               "install it with: pip install torch")
+        self.version = torch.__version__
+        self.capabilities = Capabilities(layers=frozenset(_LAYERS), dtypes=frozenset(DTYPES),
+                                         device=self.device, autograd=True)
+
+    def seed(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+    def build(self, layer: str, params: dict, dtype: str):
+        if layer not in _LAYERS:
+            raise BackendError(f"backend {self.name!r} has no layer {layer!r}")
+        module_class = getattr(torch.nn, layer)
+        if layer == "Dropout":
+            module = module_class(p=params["p"], inplace=params["inplace"])
+        else:
+            module = module_class(params["num_features"], eps=params["eps"], momentum=params["momentum"],
+                                  affine=params["affine"], track_running_stats=params["track_running_stats"],
+                                  device=self.device, dtype=_torch_dtype(dtype))
+        return TorchLayer(module, self.device)
+
+
+class TorchCudaBackend(TorchBackend):
+    """torch.nn on the first CUDA device."""
+    name = "torch-cuda"
+    device = "cuda"
+
+    def __init__(self):
+        super().__init__()
+        if not torch.cuda.is_available():
+            self.unavailable = "no CUDA device is available to torch on this machine"
+        else:
+            self.capabilities = Capabilities(
+                layers=frozenset(_LAYERS), dtypes=frozenset(DTYPES), device=torch.cuda.get_device_name(0),
+                autograd=True)
+
+    def seed(self, seed: int) -> None:
+        torch.manual_seed(seed)
+        torch.cuda.manual_seed_all(seed)
+
+
+class TorchLayer:
+    trainable = frozenset({"weight", "bias"})
+
+    def __init__(self, module, device: str):
+        self.module, self.device = module, device
+
+    def train(self):
+        self.module.train()
+
+    def eval(self):
+        self.module.eval()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        tensor = to_tensor(x, self.device)
+        with torch.no_grad():
+            out = self.module(tensor)
+        if self.device != "cpu":
+            x[...] = to_numpy(tensor)  # mirror an in-place write back into the caller's array
+        return to_numpy(out)
+
+    def state(self) -> dict:
+        state = {}
+        for name in _STATE:
+            value = getattr(self.module, name, None)
+            if value is None:
+                state[name] = None
+            elif name == "num_batches_tracked":
+                state[name] = int(value.item())
+            else:
+                state[name] = to_numpy(value)
+        return state

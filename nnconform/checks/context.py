@@ -1,0 +1,114 @@
+"""What a check function receives: the clause, the drawn case and guarded access to
+the backend. Every call into the backend goes through here, so that a broken
+backend fails the clause with a message that names the backend and the call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import numpy as np
+
+from nnconform.dtypes import dtype_name
+from nnconform.spec import Clause
+from nnconform.strategies import Case
+
+_LAYER_METHODS = ("forward", "train", "eval", "state")
+
+
+class ClauseFailure(AssertionError):
+    """The backend broke the clause. The message starts with the clause id."""
+
+
+@dataclass
+class CheckContext:
+    clause: Clause
+    case: Case
+    backend: Any
+    alpha: float | None = None
+    evidence: dict = field(default_factory=dict)
+
+    @property
+    def backend_name(self) -> str:
+        return getattr(self.backend, "name", type(self.backend).__name__)
+
+    def fail(self, message: str) -> NoReturn:
+        __tracebackhide__ = True
+        raise ClauseFailure(f"[{self.clause.id}] {message}")
+
+    def seed(self, offset: int = 0) -> None:
+        seed = getattr(self.backend, "seed", None)
+        if seed is not None:
+            self._call("seed", seed, (self.case.seed + offset) % 2**32)
+
+    def build(self, params: dict | None = None):
+        """Build the case's layer; check the result has the Layer methods."""
+        layer = self._call("build", self.backend.build, self.case.layer, dict(params or self.case.params), self.case.dtype)
+        missing = [m for m in _LAYER_METHODS if not callable(getattr(layer, m, None))]
+        if missing:
+            self.fail(f"backend {self.backend_name!r}: build({self.case.layer!r}) returned "
+                      f"{type(layer).__name__}, which lacks {missing} of the Layer API")
+        return layer
+
+    def set_mode(self, layer, mode: str) -> None:
+        self._call(mode, getattr(layer, mode))
+
+    def forward(self, layer, x: np.ndarray) -> np.ndarray:
+        """Call forward on a copy of x the caller may inspect afterwards, and check the
+        result is a numpy array of the input's shape."""
+        out = self._call("forward", layer.forward, x)
+        if not isinstance(out, np.ndarray):
+            self.fail(f"backend {self.backend_name!r}: forward returned {type(out).__module__}.{type(out).__name__}, "
+                      f"expected numpy.ndarray of shape {x.shape} and dtype {dtype_name(x.dtype)}")
+        if out.shape != x.shape:
+            self.fail(f"output shape {out.shape}, expected the input's shape {x.shape}")
+        return out
+
+    def state(self, layer) -> dict:
+        state = self._call("state", layer.state)
+        if not isinstance(state, dict):
+            self.fail(f"backend {self.backend_name!r}: state() returned {type(state).__name__}, expected dict")
+        return state
+
+    def _call(self, what: str, function, *args):
+        __tracebackhide__ = True
+        try:
+            return function(*args)
+        except ClauseFailure:
+            raise
+        except Exception as error:
+            self.fail(f"backend {self.backend_name!r} raised {type(error).__name__} in {what}: {error}")
+
+    def run(self, layer=None) -> tuple[Any, list[np.ndarray], list[np.ndarray]]:
+        """The clause's scenario: `warmup` training calls, then `calls` calls in the
+        case's mode. Returns the layer, the inputs and the outputs of the mode calls."""
+        self.seed()
+        layer = layer or self.build()
+        self.set_mode(layer, "train")
+        for index in range(self.case.scenario["warmup"]):
+            self.forward(layer, self.case.warmup_batch(index))
+        self.set_mode(layer, self.case.mode)
+        inputs, outputs = [], []
+        for index in range(self.case.scenario["warmup"], self.case.scenario["warmup"] + self.case.scenario["calls"]):
+            x = self.case.batch(index)
+            inputs.append(x)
+            outputs.append(self.forward(layer, x.copy()))
+        return layer, inputs, outputs
+
+
+def describe_positions(mask: np.ndarray, limit: int = 5) -> str:
+    """'N of M units, first at (i, j), ...' for a boolean mask of offending units."""
+    positions = [tuple(int(i) for i in p) for p in np.argwhere(mask)[:limit]]
+    more = ", ..." if mask.sum() > limit else ""
+    return f"{int(mask.sum())} of {mask.size} units, at {', '.join(map(str, positions))}{more}"
+
+
+def check_finite(ctx: CheckContext, name: str, values: np.ndarray, reference: np.ndarray | None = None) -> None:
+    """Fail with the count and positions of non-finite values where finite ones are expected."""
+    __tracebackhide__ = True
+    values64 = np.asarray(values).astype(np.float64)
+    bad = ~np.isfinite(values64)
+    if reference is not None:
+        bad &= np.isfinite(reference)
+    if bad.any():
+        ctx.fail(f"{name} has non-finite values (NaN or inf) where finite ones are expected: {describe_positions(bad)}")

@@ -1,0 +1,122 @@
+"""Statistical checks of random layers. Each makes one decision at the alpha the
+harness gives it (its share of the suite's false-alarm budget) and draws the
+sample size that its power guarantee needs, whatever the size of the drawn input:
+it tiles the input along axis 0 or calls the layer repeatedly, as the property's
+own independence assumption allows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nnconform import statistics as stats
+from nnconform.checks.context import CheckContext
+
+SERIAL_MIN_UNITS = 20_000  # past the few-thousand-unit period of a weak generator
+
+
+def _tiled(x: np.ndarray, units: int) -> np.ndarray:
+    """x repeated along axis 0 until it holds at least ``units`` units."""
+    copies = max(1, math.ceil(units / x.size))
+    return np.concatenate([x] * copies, axis=0) if copies > 1 else x.copy()
+
+
+def _input(ctx: CheckContext) -> np.ndarray:
+    """The drawn input with any exact zero (which would hide the mask) set to 1."""
+    x = ctx.case.batch(0)
+    return np.where(x.astype(np.float64) == 0, np.ones_like(x), x)
+
+
+def _dropped(ctx: CheckContext, layer, x: np.ndarray) -> np.ndarray:
+    """One train-mode call; the mask of zeroed units, in the input's shape."""
+    return ctx.forward(layer, x.copy()).astype(np.float64) == 0
+
+
+def _train_layer(ctx: CheckContext):
+    ctx.seed()
+    layer = ctx.build()
+    ctx.set_mode(layer, "train")
+    return layer
+
+
+def _decide(ctx: CheckContext, verdict: stats.StatVerdict) -> None:
+    __tracebackhide__ = True
+    ctx.evidence.update(test=verdict.test, alpha=verdict.alpha, n=verdict.n, statistic=verdict.statistic,
+                        p_value=verdict.p_value, expected=verdict.expected, observed=verdict.observed)
+    if not verdict.passed:
+        ctx.fail(f"{verdict.describe()} ({ctx.case.layer}, p={ctx.case.params['p']!r}, {ctx.case.dtype}, "
+                 f"input shape {ctx.case.shape}, seed {ctx.case.seed})")
+
+
+def _settings(ctx: CheckContext) -> tuple[float, float, float]:
+    statistics = ctx.clause.statistics
+    return ctx.case.params["p"], statistics["delta"], statistics["power"]
+
+
+def drop_rate(ctx: CheckContext) -> None:
+    p, delta, power = _settings(ctx)
+    n = stats.drop_rate_sample_size(p, ctx.alpha, delta, power)
+    dropped = _dropped(ctx, _train_layer(ctx), _tiled(_input(ctx), n))
+    _decide(ctx, stats.drop_rate_test(dropped, p, ctx.alpha))
+
+
+def mean_preservation(ctx: CheckContext) -> None:
+    p, delta, power = _settings(ctx)
+    if p >= 1.0:
+        return  # the mean of an all-dropped output is 0 by clause dropout.edge.p-one
+    n = stats.mean_preservation_sample_size(p, ctx.alpha, delta, power)
+    x = _tiled(_input(ctx), n)
+    ratio = ctx.forward(_train_layer(ctx), x.copy()).astype(np.float64) / x.astype(np.float64)
+    _decide(ctx, stats.mean_preservation_test(ratio.ravel(), p, ctx.alpha, delta))
+
+
+def position_uniformity(ctx: CheckContext) -> None:
+    p, delta, power = _settings(ctx)
+    x = _input(ctx)
+    calls = stats.position_uniformity_sample_size(p, x.size, ctx.alpha, delta, power)
+    layer = _train_layer(ctx)
+    masks = np.stack([_dropped(ctx, layer, x).ravel() for _ in range(calls)])
+    _decide(ctx, stats.position_uniformity_test(masks, p, ctx.alpha))
+
+
+def batch_independence(ctx: CheckContext) -> None:
+    p, delta, power = _settings(ctx)
+    pairs = stats.agreement_sample_size(p, ctx.alpha, delta, power)
+    x = _input(ctx)
+    row = x.size // x.shape[0]
+    big = _tiled(x, 2 * row * math.ceil(pairs / row))
+    rows = big.shape[0] - big.shape[0] % 2
+    dropped = _dropped(ctx, _train_layer(ctx), big)[:rows].reshape(rows, row)
+    _decide(ctx, stats.agreement_test(dropped[0::2], dropped[1::2], p, ctx.alpha, "across the batch"))
+
+
+def call_independence(ctx: CheckContext) -> None:
+    p, delta, power = _settings(ctx)
+    pairs = stats.agreement_sample_size(p, ctx.alpha, delta, power)
+    x = _tiled(_input(ctx), pairs)
+    layer = _train_layer(ctx)
+    first, second = _dropped(ctx, layer, x), _dropped(ctx, layer, x)
+    _decide(ctx, stats.agreement_test(first, second, p, ctx.alpha, "across calls"))
+
+
+def serial_independence(ctx: CheckContext) -> None:
+    p, delta, power = _settings(ctx)
+    units = max(SERIAL_MIN_UNITS, stats.serial_sample_size(p, ctx.alpha, delta, power))
+    dropped = _dropped(ctx, _train_layer(ctx), _tiled(_input(ctx), units))
+    _decide(ctx, stats.serial_independence_test(dropped.ravel(), p, ctx.alpha))
+
+
+def dispersion(ctx: CheckContext) -> None:
+    p, _, power = _settings(ctx)
+    x = _input(ctx)
+    rows = stats.dispersion_sample_size(p, x.size, ctx.alpha, power)
+    layer = _train_layer(ctx)
+    masks = np.stack([_dropped(ctx, layer, x).ravel() for _ in range(rows)])
+    _decide(ctx, stats.dispersion_test(masks, p, ctx.alpha))
+
+
+CHECKS = {"drop-rate": drop_rate, "mean-preservation": mean_preservation,
+          "position-uniformity": position_uniformity, "batch-independence": batch_independence,
+          "call-independence": call_independence, "serial-independence": serial_independence,
+          "dispersion": dispersion}

@@ -1,0 +1,70 @@
+"""The check kinds a clause may name, and the fields each one takes.
+
+This is the contract between spec files and the check functions in
+``nnconform.checks``: the loader validates clauses against it, and a meta test
+checks that every kind here has exactly one check function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+MODES = ("train", "eval")
+STATE_FIELDS = ("running_mean", "running_var", "num_batches_tracked", "weight", "bias")
+OBSERVABLES = ("output",) + STATE_FIELDS
+VALUE_PROFILES = ("standard", "offset", "tiny-variance")
+
+# Parameters of the scenario a check runs, which every clause may vary besides the
+# layer's own constructor parameters: how many forward calls to make in the
+# clause's mode, and how many training calls to make before switching to it.
+SCENARIO_PARAMETERS = {
+    "calls": {"kind": "int", "min": 0, "max": 64, "default": 1},
+    "warmup": {"kind": "int", "min": 0, "max": 64, "default": 0},
+}
+
+
+@dataclass(frozen=True)
+class CheckKind:
+    name: str
+    summary: str
+    required: frozenset[str] = frozenset()
+    optional: frozenset[str] = frozenset()
+    needs_tolerance: bool = False
+    statistical: bool = False
+    needs_autograd: bool = False
+
+
+def _kind(name, summary, required=(), optional=(), **flags) -> CheckKind:
+    return CheckKind(name, summary, frozenset(required), frozenset(optional), **flags)
+
+
+_STAT = dict(required=("statistics",), statistical=True)
+
+CHECK_KINDS: dict[str, CheckKind] = {
+    kind.name: kind
+    for kind in [
+        _kind("equals-input", "the output equals the input exactly"),
+        _kind("equals-value", "every output unit equals the `expected` formula exactly", required=("expected",)),
+        _kind("survivor-scale", "kept units equal x times the `expected` scale, within tolerance",
+              required=("expected",), needs_tolerance=True),
+        _kind("mask-values", "every unit is exactly 0 or x times the `expected` scale",
+              required=("expected",), needs_tolerance=True),
+        _kind("close-to-reference", "the `observe` fields match the float64 reference within tolerance",
+              required=("observe",), needs_tolerance=True),
+        _kind("state-equals", "state fields equal the `expected` formulas exactly",
+              required=("expected",), optional=("trainable",)),
+        _kind("state-absent", "the named state `fields` are absent (None)", required=("fields",)),
+        _kind("state-unchanged", "forward calls leave the named state `fields` unchanged", required=("fields",)),
+        _kind("raises", "building or calling the layer raises `error`", required=("error", "when")),
+        _kind("shape-dtype", "the output has the input's shape and dtype"),
+        _kind("inplace", "inplace=True writes into the input; inplace=False leaves it untouched"),
+        _kind("drop-rate", "the fraction of zeroed units matches p (exact binomial test)", **_STAT),
+        _kind("position-uniformity", "every position is dropped at rate p over repeated calls", **_STAT),
+        _kind("batch-independence", "samples in one call get independent masks", **_STAT),
+        _kind("call-independence", "each call draws a fresh mask", **_STAT),
+        _kind("serial-independence", "neighbouring and periodic units are uncorrelated", **_STAT),
+        _kind("dispersion", "per-row zero counts have binomial variance", **_STAT),
+        _kind("mean-preservation", "the expected output equals the input", **_STAT),
+    ]
+}

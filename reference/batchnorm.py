@@ -1,0 +1,64 @@
+"""Batch normalization over axis 1 of an (N, C, ...) input, in float64."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def batchnorm_initial_state(params: dict) -> dict:
+    """running_mean zeros, running_var ones, num_batches_tracked 0 (when tracked);
+    weight ones and bias zeros (when affine); None where absent."""
+    channels, tracked, affine = params["num_features"], params["track_running_stats"], params["affine"]
+    return {
+        "running_mean": np.zeros(channels) if tracked else None,
+        "running_var": np.ones(channels) if tracked else None,
+        "num_batches_tracked": 0 if tracked else None,
+        "weight": np.ones(channels) if affine else None,
+        "bias": np.zeros(channels) if affine else None,
+    }
+
+
+def batch_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-channel mean and biased variance over every axis but 1, and the count."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    count = x.size // x.shape[1]
+    mean = x.mean(axis=axes)
+    var = ((x - per_channel(mean, x.ndim)) ** 2).mean(axis=axes)
+    return mean, var, count
+
+
+def batchnorm_step(x: np.ndarray, state: dict, params: dict, training: bool) -> tuple[np.ndarray, dict]:
+    """One forward call from ``state``. Returns the output and the state after it.
+
+    Batch statistics are used in training, and in eval mode when there are no
+    running statistics. In training with running statistics, num_batches_tracked
+    goes up by one and running = (1 - f) * running + f * batch_stat, where f is
+    momentum, or 1/num_batches_tracked (a cumulative average) when momentum is None;
+    running_var takes the unbiased batch variance.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 2:
+        raise ValueError(f"expected an input with a channel axis (N, C, ...), got shape {x.shape}")
+    tracked = state["running_mean"] is not None
+    if training or not tracked:
+        mean, var, count = batch_statistics(x)
+        if training and count <= 1:
+            raise ValueError(f"expected more than 1 value per channel when training, got input shape {x.shape}")
+    else:
+        mean, var = state["running_mean"], state["running_var"]
+    y = (x - per_channel(mean, x.ndim)) / np.sqrt(per_channel(var, x.ndim) + params["eps"])
+    if state["weight"] is not None:
+        y = y * per_channel(state["weight"], x.ndim) + per_channel(state["bias"], x.ndim)
+    state = dict(state)
+    if training and tracked:
+        state["num_batches_tracked"] += 1
+        momentum = params["momentum"]
+        factor = 1.0 / state["num_batches_tracked"] if momentum is None else momentum
+        state["running_mean"] = (1 - factor) * state["running_mean"] + factor * mean
+        state["running_var"] = (1 - factor) * state["running_var"] + factor * var * count / (count - 1)
+    return y, state
+
+
+def per_channel(values: np.ndarray, ndim: int) -> np.ndarray:
+    """Reshape per-channel values to broadcast along axis 1 of an ndim-rank input."""
+    return np.reshape(values, (1, -1) + (1,) * (ndim - 2))
