@@ -8,7 +8,7 @@ statistical budget counted; a failure is replayed with --seed instead.
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 PROFILES = ("dev", "ci", "thorough")
 DEFAULT_PROFILE = "dev"
@@ -18,6 +18,9 @@ _COMMON = dict(
     deadline=None,
     database=None,
     print_blob=False,
+    # The explain phase lists source lines only failing examples ran; for a
+    # conformance failure the clause message and the falsifying draws say more.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 

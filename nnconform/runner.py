@@ -7,10 +7,11 @@ import shlex
 import time
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
-from nnconform.checks import CHECKS, CheckContext
+from nnconform.checks import CHECKS, CheckContext, ClauseFailure
 from nnconform.items import Item
 from nnconform.strategies import draw_case
 
@@ -49,10 +50,34 @@ class Runner:
                     evidence.setdefault("statistics", []).append(context.evidence)
 
         started = time.perf_counter()
+        failures = None
         try:
             conformance_example()
+        except (ClauseFailure, BaseExceptionGroup) as error:
+            failures = _clause_failures(error)
+            if failures is None:
+                evidence["reproduce"] = self.reproduce_command(item)
+                error.add_note(f"reproduce with: {evidence['reproduce']}")
+                raise
         except BaseException as error:
-            error.add_note(f"reproduce with: {self.reproduce_command(item)}")
+            evidence["reproduce"] = self.reproduce_command(item)
+            error.add_note(f"reproduce with: {evidence['reproduce']}")
             raise
         finally:
             evidence["seconds"] = round(time.perf_counter() - started, 4)
+        if failures:
+            evidence["reproduce"] = self.reproduce_command(item)
+            pytest.fail("\n\n".join(failures) + f"\nreproduce with: {evidence['reproduce']}", pytrace=False)
+
+
+def _clause_failures(error: BaseException) -> list[str] | None:
+    """The texts of the clause failures Hypothesis raised (one, or a group of distinct
+    ones), each with its falsifying example; None if anything else went wrong, so
+    that a harness error keeps its traceback."""
+    if isinstance(error, ClauseFailure):
+        return ["\n".join([str(error), *getattr(error, "__notes__", [])])]
+    if isinstance(error, BaseExceptionGroup):
+        texts = [_clause_failures(inner) for inner in error.exceptions]
+        if all(text is not None for text in texts):
+            return [line for text in texts for line in text]
+    return None

@@ -83,6 +83,9 @@ class ConformanceSummary:
 def _one_line(report) -> str:
     text = getattr(report, "longreprtext", "") or str(report.longrepr)
     for line in text.splitlines():
+        if line.startswith("["):
+            return line[:300]
+    for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("E ") and "[" in stripped:
             return stripped[1:].strip()[:300]

@@ -22,7 +22,7 @@ def equals_input(ctx: CheckContext) -> None:
         if differs.any():
             first = tuple(np.argwhere(differs)[0])
             ctx.fail(f"output differs from the input in {describe_positions(differs)}; "
-                     f"first: got {out[first]!r}, expected {x[first]!r} ({ctx.case.mode} mode, {_params(ctx)})")
+                     f"first: got {float(out[first]):.9g}, expected {float(x[first]):.9g} ({ctx.case.mode} mode, {_params(ctx)})")
 
 
 def equals_value(ctx: CheckContext) -> None:
@@ -34,7 +34,7 @@ def equals_value(ctx: CheckContext) -> None:
         if differs.any():
             first = tuple(np.argwhere(differs)[0])
             ctx.fail(f"expected every unit to be {ctx.clause.options['expected'].text} = {expected!r}; "
-                     f"{describe_positions(differs)} differ, first got {out[first]!r} ({_params(ctx)})")
+                     f"{describe_positions(differs)} differ, first got {float(out[first]):.9g} ({_params(ctx)})")
 
 
 def shape_dtype(ctx: CheckContext) -> None:

@@ -32,7 +32,7 @@ def survivor_scale(ctx: CheckContext) -> None:
             ctx.fail(f"kept units are not x * {ctx.clause.options['expected'].text} = x * {scale:.9g} "
                      f"(p={ctx.case.params['p']!r}, {ctx.case.dtype}, rtol {tol.rtol:g}): observed scale "
                      f"{observed:.9g} (median out/x over kept units); {describe_positions(wrong)} are off, "
-                     f"first got {out[first]!r} for x={x[first]!r}")
+                     f"first got {float(out[first]):.9g} for x={float(x[first]):.9g}")
 
 
 def mask_values(ctx: CheckContext) -> None:
@@ -47,7 +47,7 @@ def mask_values(ctx: CheckContext) -> None:
         if neither.any():
             first = tuple(np.argwhere(neither)[0])
             ctx.fail(f"units that are neither 0 nor x * {scale:.9g}: {describe_positions(neither)}; "
-                     f"first got {out[first]!r} for x={x[first]!r} (p={ctx.case.params['p']!r}, {ctx.case.dtype})")
+                     f"first got {float(out[first]):.9g} for x={float(x[first]):.9g} (p={ctx.case.params['p']!r}, {ctx.case.dtype})")
 
 
 def close_to_reference(ctx: CheckContext) -> None:
