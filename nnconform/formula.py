@@ -9,7 +9,9 @@ rejected when the spec is loaded, with the construct named.
 from __future__ import annotations
 
 import ast
+import math
 import operator
+import warnings
 from collections.abc import Mapping
 
 _BINARY = {
@@ -36,7 +38,9 @@ class Formula:
         if len(text) > _MAX_LENGTH:
             raise FormulaError(f"formula is longer than {_MAX_LENGTH} characters")
         try:
-            tree = ast.parse(text, mode="eval")
+            with warnings.catch_warnings():  # e.g. "invalid decimal literal": an error either way
+                warnings.simplefilter("ignore")
+                tree = ast.parse(text, mode="eval")
         except SyntaxError as error:
             raise FormulaError(f"formula {text!r} is not valid arithmetic: {error.msg}") from None
         self.text = text
@@ -47,7 +51,13 @@ class Formula:
         missing = self.names - values.keys()
         if missing:
             raise FormulaError(f"formula {self.text!r} needs values for {sorted(missing)}")
-        return float(_evaluate(self._body, values))
+        try:
+            result = _evaluate(self._body, {name: float(values[name]) for name in self.names})
+        except (ArithmeticError, ValueError) as error:
+            raise FormulaError(f"formula {self.text!r} cannot be evaluated at {dict(values)}: {error}") from None
+        if not isinstance(result, float):  # a negative base to a fractional power gives a complex number
+            raise FormulaError(f"formula {self.text!r} is not a real number at {dict(values)}: {result!r}")
+        return result
 
     def __repr__(self) -> str:
         return f"Formula({self.text!r})"
@@ -57,6 +67,12 @@ def _validate(node: ast.AST, allowed: frozenset[str], text: str) -> set[str]:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise FormulaError(f"formula {text!r}: only numeric constants are allowed, got {node.value!r}")
+        try:
+            finite = math.isfinite(node.value)
+        except OverflowError:
+            finite = False
+        if not finite:
+            raise FormulaError(f"formula {text!r}: the constant {node.value!r} is not a finite float")
         return set()
     if isinstance(node, ast.Name):
         if node.id not in allowed:
@@ -68,15 +84,18 @@ def _validate(node: ast.AST, allowed: frozenset[str], text: str) -> set[str]:
         return _validate(node.left, allowed, text) | _validate(node.right, allowed, text)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _validate(node.operand, allowed, text)
+    construct = type(node).__name__
+    if isinstance(node, (ast.BinOp, ast.UnaryOp)):
+        construct = f"the operator {type(node.op).__name__}"
     raise FormulaError(
-        f"formula {text!r}: {type(node).__name__} is not allowed; "
+        f"formula {text!r}: {construct} is not allowed; "
         "only numbers, parameter names, + - * / ** and parentheses are"
     )
 
 
 def _evaluate(node: ast.AST, values: Mapping[str, float]) -> float:
     if isinstance(node, ast.Constant):
-        return node.value
+        return float(node.value)
     if isinstance(node, ast.Name):
         return values[node.id]
     if isinstance(node, ast.BinOp):

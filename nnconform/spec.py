@@ -14,14 +14,14 @@ from typing import Any
 
 from nnconform.formula import Formula, FormulaError
 from nnconform.vocabulary import (
-    CHECK_KINDS, DTYPES, MODES, OBSERVABLES, SCENARIO_PARAMETERS, STATE_FIELDS, VALUE_PROFILES,
+    CHECK_KINDS, DTYPES, LAYOUTS, MODES, OBSERVABLES, SCENARIO_PARAMETERS, STATE_FIELDS, VALUE_PROFILES,
 )
 
 SUITE_FILE = "suite.toml"
 _PARAM_KINDS = ("float", "int", "bool")
 _CLAUSE_FIELDS = {"id", "statement", "mode", "check", "params", "input", "tolerance", "examples",
                   "layers", "statistics", "expected", "trainable", "fields", "observe", "error", "when"}
-_INPUT_FIELDS = {"dtypes", "ranks", "side", "values", "per_channel"}
+_INPUT_FIELDS = {"dtypes", "ranks", "side", "values", "per_channel", "layouts"}
 _STAT_FIELDS = {"power", "delta", "why", "n"}
 
 
@@ -69,6 +69,7 @@ class InputDomain:
     side: tuple[int, int] = (1, 8)
     values: tuple[str, ...] = ("standard",)
     per_channel: tuple[int, int] | None = None
+    layouts: tuple[str, ...] = ("contiguous",)
 
 
 @dataclass(frozen=True)
@@ -327,6 +328,9 @@ def _input(raw: dict, path: Path, clause_id: str) -> InputDomain:
     values = tuple(raw.get("values", ["standard"]))
     if not values or any(v not in VALUE_PROFILES for v in values):
         raise SpecError(path, clause_id, "input.values", f"must be a non-empty list from {list(VALUE_PROFILES)}")
+    layouts = raw.get("layouts", ["contiguous"])
+    if not isinstance(layouts, list) or not layouts or any(v not in LAYOUTS for v in layouts):
+        raise SpecError(path, clause_id, "input.layouts", f"must be a non-empty list from {list(LAYOUTS)}, got {layouts!r}")
     per_channel = raw.get("per_channel")
     return InputDomain(
         dtypes=dtypes,
@@ -334,6 +338,7 @@ def _input(raw: dict, path: Path, clause_id: str) -> InputDomain:
         side=_range(raw.get("side", [1, 8]), path, clause_id, "input.side", 1, 64),
         values=values,
         per_channel=None if per_channel is None else _range(per_channel, path, clause_id, "input.per_channel", 1, 1 << 20),
+        layouts=tuple(layouts),
     )
 
 
@@ -371,7 +376,7 @@ def _options(raw: dict, check: str, names: set[str], path: Path, clause_id: str)
 
 def _statistics(raw: Any, path: Path, clause_id: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise SpecError(path, clause_id, "statistics", "must be a table with power, delta and why")
+        raise SpecError(path, clause_id, "statistics", "must be a table with power, delta, n and why")
     unknown = set(raw) - _STAT_FIELDS
     if unknown:
         raise SpecError(path, clause_id, f"statistics.{sorted(unknown)[0]}", f"unknown field; known are {sorted(_STAT_FIELDS)}")
@@ -379,4 +384,8 @@ def _statistics(raw: Any, path: Path, clause_id: str) -> dict[str, Any]:
     delta = _number(raw.get("delta"), path, clause_id, "statistics.delta", 0.0, 1.0, exclusive_min=True)
     if not isinstance(raw.get("why"), str):
         raise SpecError(path, clause_id, "statistics.why", "a statistical clause must say what its test is")
-    return {"power": power, "delta": delta, "why": raw["why"], "n": raw.get("n")}
+    n = raw.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SpecError(path, clause_id, "statistics.n",
+                        f"must state the sample size drawn at the default alpha as a positive integer, got {n!r}")
+    return {"power": power, "delta": delta, "why": raw["why"], "n": n}

@@ -36,6 +36,7 @@ class Case:
     value_seed: int
     seed: int
     extra: dict = field(default_factory=dict)
+    layout: str = "contiguous"
 
     def names(self) -> dict[str, float]:
         """Values for formulas: parameters and scenario counts, None as NaN."""
@@ -50,6 +51,18 @@ class Case:
         values = loc + scale * rng.standard_normal(shape or self.shape)
         return values.astype(numpy_dtype(self.dtype))
 
+
+    def arrange(self, x: np.ndarray) -> np.ndarray:
+        """x with the same values in the case's memory layout (vocabulary.LAYOUTS): x
+        itself when contiguous, else a new array with the layout's strides."""
+        if self.layout == "contiguous" or x.ndim == 0:
+            return x
+        if self.layout == "strided":
+            out = np.empty(x.shape[:-1] + (2 * x.shape[-1],), dtype=x.dtype)[..., ::2]
+        else:  # channels-last: axis 1 varies fastest in memory
+            out = np.moveaxis(np.empty(np.moveaxis(x, 1, -1).shape, dtype=x.dtype), -1, 1) if x.ndim >= 2 else np.empty_like(x)
+        out[...] = x
+        return out
 
     def warmup_batch(self, index: int) -> np.ndarray:
         """A training batch for the warmup calls. It has one more sample than the
@@ -106,7 +119,8 @@ def draw_case(data, clause: Clause, layer: str, dtype: str) -> Case:
     profile = data.draw(st.sampled_from(clause.input.values), label="values")
     value_seed = data.draw(st.integers(0, SEED_MAX), label="value seed")
     seed = data.draw(st.integers(0, SEED_MAX), label="backend seed")
+    layout = data.draw(st.sampled_from(clause.input.layouts), label="layout")
     scenario = {name: values.pop(name) for name in ("calls", "warmup")}
     for name in clause.derived:  # 'channels', the only input-derived value
         values[name] = shape[1] if len(shape) >= 2 else 1
-    return Case(layer, dtype, mode, values, scenario, shape, profile, value_seed, seed)
+    return Case(layer, dtype, mode, values, scenario, shape, profile, value_seed, seed, layout=layout)

@@ -14,6 +14,10 @@ MODES = ("train", "eval")
 STATE_FIELDS = ("running_mean", "running_var", "num_batches_tracked", "weight", "bias")
 OBSERVABLES = ("output",) + STATE_FIELDS
 VALUE_PROFILES = ("standard", "offset", "tiny-variance")
+# Memory layouts of the input array a backend receives: C-contiguous; a strided view
+# (every other element of a larger array along the last axis); and channels-last,
+# where axis 1 varies fastest in memory (NHWC for a 4-d input, NDHWC for 5-d).
+LAYOUTS = ("contiguous", "strided", "channels-last")
 
 # Parameters of the scenario a check runs, which every clause may vary besides the
 # layer's own constructor parameters: how many forward calls to make in the
@@ -66,5 +70,11 @@ CHECK_KINDS: dict[str, CheckKind] = {
         _kind("serial-independence", "neighbouring and periodic units are uncorrelated", **_STAT),
         _kind("dispersion", "per-row zero counts have binomial variance", **_STAT),
         _kind("mean-preservation", "the expected output equals the input", **_STAT),
+        _kind("mode-switching", "alternating train and eval calls each behave as their mode specifies",
+              required=("observe",), needs_tolerance=True),
+        _kind("gradient-mask", "the input gradient is grad_output times the forward call's own mask and scale",
+              needs_tolerance=True, needs_autograd=True),
+        _kind("gradient-reference", "input, weight and bias gradients match the float64 reference",
+              needs_tolerance=True, needs_autograd=True),
     ]
 }

@@ -6,13 +6,13 @@ import numpy as np
 
 from nnconform.backend_api import Capabilities
 from nnconform.dtypes import numpy_dtype
-from nnconform.reference import INITIAL_STATE, STEPS, dropout_forward
+from nnconform.reference import BACKWARDS, INITIAL_STATE, STEPS, dropout_backward, dropout_forward
 
 
 class ReferenceBackend:
     name = "reference"
     version = "float64 numpy reference"
-    capabilities = Capabilities(layers=frozenset(("Dropout",) + tuple(STEPS)))
+    capabilities = Capabilities(layers=frozenset(("Dropout",) + tuple(STEPS)), autograd=True)
 
     def __init__(self):
         self._rng = np.random.default_rng()
@@ -47,13 +47,20 @@ class _Dropout:
 
     def forward(self, x):
         if not self.training:
+            self._last = (np.ones(x.shape, dtype=bool), 0.0)
             return x if self.inplace else x.copy()
         keep = self._backend._rng.random(x.shape) >= self.p
+        self._last = (keep, self.p)
         out = dropout_forward(x.astype(np.float64), keep, self.p).astype(x.dtype)
         if self.inplace:
             x[...] = out
             return x
         return out
+
+    def backward(self, grad_output):
+        keep, p = self._last
+        return {name: None if g is None else g.astype(grad_output.dtype)
+                for name, g in dropout_backward(keep, p, grad_output).items()}
 
 
 class _StepLayer:
@@ -63,7 +70,7 @@ class _StepLayer:
     trainable = frozenset({"weight", "bias"})
 
     def __init__(self, layer: str, params: dict, dtype: np.dtype):
-        self.params, self.dtype, self.training = params, dtype, True
+        self.layer, self.params, self.dtype, self.training = layer, params, dtype, True
         self._step, self._state = STEPS[layer], INITIAL_STATE[layer](params)
 
     def train(self):
@@ -77,8 +84,14 @@ class _StepLayer:
                 for name, value in self._state.items()}
 
     def forward(self, x):
+        self._last = (x.astype(np.float64), self._state, self.training)
         y, state = self._step(x.astype(np.float64), self._state, self.params, self.training)
         self._state = {name: (value if value is None or isinstance(value, int)
                               else value.astype(self.dtype).astype(np.float64))
                        for name, value in state.items()}
         return y.astype(x.dtype)
+
+    def backward(self, grad_output):
+        x, state, training = self._last
+        grads = BACKWARDS[self.layer](x, state, self.params, training, grad_output)
+        return {name: None if g is None else g.astype(self.dtype) for name, g in grads.items()}

@@ -43,7 +43,8 @@ class CheckContext:
 
     def build(self, params: dict | None = None):
         """Build the case's layer; check the result has the Layer methods."""
-        layer = self._call("build", self.backend.build, self.case.layer, dict(params or self.case.params), self.case.dtype)
+        layer = self._call(f"build({self.case.layer!r}, ..., {self.case.dtype!r})", self.backend.build,
+                           self.case.layer, dict(params or self.case.params), self.case.dtype)
         missing = [m for m in _LAYER_METHODS if not callable(getattr(layer, m, None))]
         if missing:
             self.fail(f"backend {self.backend_name!r}: build({self.case.layer!r}) returned "
@@ -54,15 +55,39 @@ class CheckContext:
         self._call(mode, getattr(layer, mode))
 
     def forward(self, layer, x: np.ndarray) -> np.ndarray:
-        """Call forward on a copy of x the caller may inspect afterwards, and check the
-        result is a numpy array of the input's shape."""
-        out = self._call("forward", layer.forward, x)
+        """Call forward on x in the case's memory layout, and check the result is a
+        numpy array of the input's shape. Whatever the layer writes into the array it
+        was given (in-place layers) is copied back into x."""
+        given = self.case.arrange(x)
+        out = self._call("forward", layer.forward, given)
+        if given is not x:
+            x[...] = given
         if not isinstance(out, np.ndarray):
             self.fail(f"backend {self.backend_name!r}: forward returned {type(out).__module__}.{type(out).__name__}, "
                       f"expected numpy.ndarray of shape {x.shape} and dtype {dtype_name(x.dtype)}")
         if out.shape != x.shape:
             self.fail(f"output shape {out.shape}, expected the input's shape {x.shape}")
         return out
+
+    def require_grad(self, layer) -> None:
+        """Tell the layer that the suite will ask for gradients of its next forward calls
+        (the optional ``requires_grad`` attribute of the Layer API)."""
+        if not callable(getattr(layer, "backward", None)):
+            self.fail(f"backend {self.backend_name!r} declares autograd, but its {self.case.layer} layer "
+                      f"({type(layer).__name__}) has no backward(grad_output) method")
+        self._call("setting requires_grad", setattr, layer, "requires_grad", True)
+
+    def backward(self, layer, grad_output: np.ndarray) -> dict:
+        """The layer's gradients for its last forward call; checks their types and shapes."""
+        grads = self._call("backward", layer.backward, grad_output)
+        if not isinstance(grads, dict):
+            self.fail(f"backend {self.backend_name!r}: backward returned {type(grads).__name__}, "
+                      "expected a dict with keys input, weight and bias")
+        for name, value in grads.items():
+            if value is not None and not isinstance(value, np.ndarray):
+                self.fail(f"backend {self.backend_name!r}: backward returned {type(value).__module__}."
+                          f"{type(value).__name__} for {name!r}, expected numpy.ndarray or None")
+        return grads
 
     def state(self, layer) -> dict:
         state = self._call("state", layer.state)

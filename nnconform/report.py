@@ -1,0 +1,270 @@
+"""The JSON and Markdown conformance reports (--conformance-json, --conformance-md).
+
+Both are built in the controlling process from what ConformanceSummary collected
+out of pytest's own reports, so the reports of xdist workers merge into one file
+and a crashed worker's item is still listed. The files are replaced atomically
+(temporary file, then os.replace) when each item starts and when the session
+ends, so a run killed by a hard crash leaves a consistent partial report on disk
+whose ``run.complete`` is false and which names the item that was running. The
+schema is documented in docs/reports.md and docs/report.schema.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from nnconform.summary import FAILING, STATUSES, ConformanceSummary
+
+SCHEMA_VERSION = 1
+SYMBOLS = {
+    "passed": "✅", "failed": "❌", "crashed": "💥", "timed-out": "⌛", "xfailed": "🟡",
+    "now-passing": "🎉", "skipped": "⏭", "unsupported": "🚫", "running": "❔", "not-run": "⬜",
+}
+# Worst first: a clause's status is the worst status of its items.
+SEVERITY = ("crashed", "timed-out", "failed", "now-passing", "running", "not-run", "xfailed", "passed",
+            "skipped", "unsupported")
+# pytest exit codes of a run that went through: all passed, some failed, none collected.
+FINISHED_EXIT_CODES = (0, 1, 5)
+SHORT_DTYPES = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64"}
+_PACKAGES = ("numpy", "scipy", "hypothesis", "pytest", "pytest-xdist", "pytest-timeout", "ml_dtypes")
+
+
+class ReportPathError(ValueError):
+    """A report path cannot be written."""
+
+
+def ensure_writable(path: str | os.PathLike, option: str) -> Path:
+    """Resolve a report path and prove it can be written the way reports are written
+    (a temporary file in the same directory), creating missing parent directories."""
+    target = Path(path).absolute()
+    if target.is_dir():
+        raise ReportPathError(f"{option} {str(path)!r} is a directory; expected a file path")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"):
+            pass
+    except OSError as error:
+        raise ReportPathError(f"{option} {str(path)!r} is not writable: {error.strerror or error}") from None
+    return target
+
+
+def write_atomic(path: Path, text: str) -> None:
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def platform_info() -> dict:
+    packages = {}
+    for name in _PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"python": platform.python_version(), "implementation": platform.python_implementation(),
+            "system": platform.system(), "machine": platform.machine(), "platform": platform.platform(),
+            "packages": packages}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def build_document(summary: ConformanceSummary, items_by_id: dict, meta: dict, *, complete: bool,
+                   exit_status: int | None, started: float, started_at: str) -> dict:
+    """The JSON report. ``meta`` holds the suite, backend, platform and run settings;
+    ``items_by_id`` maps item ids to nnconform.items.Item, in spec order."""
+    statuses = summary.statuses()
+    items = [_item_entry(item, statuses[key], summary.outcomes.get(key))
+             for key, item in items_by_id.items() if key in statuses]
+    by_layer: dict[str, list[str]] = {}
+    for entry in items:
+        dtypes = by_layer.setdefault(entry["layer"], [])
+        if entry["dtype"] not in dtypes:
+            dtypes.append(entry["dtype"])
+    totals = {status: 0 for status in STATUSES}
+    for entry in items:
+        totals[entry["status"]] += 1
+    run = dict(meta["run"], started=started_at, finished=_now() if complete or exit_status is not None else None,
+               seconds=round(time.monotonic() - started, 3), complete=complete, exit_status=exit_status)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "suite": meta["suite"],
+        "backend": meta["backend"],
+        "device": meta["backend"].get("device"),
+        "platform": meta["platform"],
+        "run": run,
+        "dtypes": {"declared_by_backend": meta["backend"].get("dtypes", []), "by_layer": by_layer},
+        "totals": totals,
+        "passed": complete and exit_status == 0,
+        "items": items,
+        "clauses": _clauses(items),
+    }
+
+
+def _item_entry(item, status: str, outcome) -> dict:
+    record = outcome.record if outcome else {}
+    clause = item.clause
+    return {
+        "id": item.id,
+        "clause": clause.id,
+        "statement": clause.statement,
+        "family": clause.family,
+        "check": clause.check,
+        "statistical": clause.statistical,
+        "layer": item.layer,
+        "dtype": item.dtype,
+        "status": status,
+        "examples": record.get("examples"),
+        "seconds": record.get("seconds"),
+        "duration": round(outcome.duration, 4) if outcome else None,
+        "message": (outcome.message or None) if outcome else None,
+        "reproduce": (outcome.reproduce or None) if outcome else None,
+        "reason": (outcome.reason or None) if outcome else None,
+        "statistics": [_finite(evidence) for evidence in record.get("statistics", [])],
+    }
+
+
+def _clauses(items: list[dict]) -> list[dict]:
+    clauses: dict[str, dict] = {}
+    for entry in items:
+        clause = clauses.setdefault(entry["clause"], {
+            "id": entry["clause"], "statement": entry["statement"], "family": entry["family"],
+            "check": entry["check"], "statistical": entry["statistical"], "status": entry["status"], "items": {}})
+        clause["items"][f"{entry['layer']}:{entry['dtype']}"] = entry["status"]
+        clause["status"] = min(clause["status"], entry["status"], key=SEVERITY.index)
+    return list(clauses.values())
+
+
+def render_markdown(document: dict) -> str:
+    """A summary that reads well as a GitHub step summary: headline, totals, failures
+    first with their one-line reason, then one table of clauses by layer."""
+    totals, backend, run = document["totals"], document["backend"], document["run"]
+    failing = [entry for entry in document["items"] if entry["status"] in FAILING]
+    failed = failing or (totals["now-passing"] and run["exit_status"] not in (0, None))
+    verdict = ("✅ passed" if document["passed"] else "❌ failed" if failed else "⚠️ did not finish")
+    lines = [f"## nnconform conformance: {verdict}", "",
+             f"Backend `{backend['name']}` {backend.get('version') or ''} (`--backend {backend['spec']}`, "
+             f"device {backend.get('device')}); nnconform {document['suite']['version']}, profile "
+             f"`{run['profile']}`, seed {run['seed']}, max examples {run['max_examples']}.", ""]
+    if not run["complete"]:
+        running = [entry["id"] for entry in document["items"] if entry["status"] == "running"]
+        lines += [f"> **The run did not finish** (exit status {run['exit_status']}); this report holds what "
+                  "had finished." + (f" Running when it ended: {', '.join(f'`{r}`' for r in running)}."
+                                     if running else ""), ""]
+    lines += ["| status | items |", "|---|---:|"]
+    lines += [f"| {SYMBOLS[s]} {s} | {totals[s]} |" for s in STATUSES if totals[s]]
+    lines.append(f"| **total** | **{sum(totals.values())}** |")
+    if failing:
+        lines += ["", f"### Failures ({len(failing)})", ""]
+        for entry in failing:
+            lines.append(f"- {SYMBOLS[entry['status']]} **{entry['status']}** `{entry['id']}`: "
+                         f"{_inline(entry['message'] or '')}")
+            if entry["reproduce"]:
+                lines.append(f"  <br>reproduce with `{entry['reproduce']}`")
+    now_passing = [entry for entry in document["items"] if entry["status"] == "now-passing"]
+    if now_passing:
+        lines += ["", f"### Now passing: remove from the xfails file ({len(now_passing)})", ""]
+        lines += [f"- 🎉 `{entry['id']}` ({_inline(entry['reason'] or '')})" for entry in now_passing]
+    lines += ["", "### Clauses by layer", ""] + _table(document)
+    lines += ["", "Legend: " + " · ".join(f"{SYMBOLS[s]} {s}" for s in STATUSES)
+              + ". A cell lists each dtype where they differ.", ""]
+    expected = [entry for entry in document["items"] if entry["status"] in ("xfailed", "skipped")]
+    if expected:
+        lines += ["<details><summary>Expected failures and skips</summary>", ""]
+        lines += [f"- {SYMBOLS[entry['status']]} `{entry['id']}`: {_inline(entry['reason'] or '')}"
+                  for entry in expected]
+        lines += ["", "</details>", ""]
+    return "\n".join(lines)
+
+
+def _table(document: dict) -> list[str]:
+    layers = list(document["dtypes"]["by_layer"])
+    header = ["| clause | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
+    rows = []
+    for clause in document["clauses"]:
+        cells = []
+        for layer in layers:
+            found = [(key.split(":", 1)[1], status) for key, status in clause["items"].items()
+                     if key.split(":", 1)[0] == layer]
+            if not found:
+                cells.append("")
+            elif len({status for _, status in found}) == 1:
+                cells.append(SYMBOLS[found[0][1]])
+            else:
+                cells.append(" ".join(f"{SHORT_DTYPES.get(dtype, dtype)}{SYMBOLS[status]}" for dtype, status in found))
+        rows.append(f"| `{clause['id']}` | " + " | ".join(cells) + " |")
+    return header + rows
+
+
+def _inline(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|").replace("<", "&lt;")
+
+
+class ReportWriter:
+    """Writes the reports: a partial report whenever an item starts, the final one at
+    the end of the session (also after Ctrl-C or a crashed xdist worker)."""
+
+    def __init__(self, summary: ConformanceSummary, items_by_id: dict, describe, json_path: Path | None,
+                 md_path: Path | None):
+        self.summary, self.items_by_id, self.describe = summary, items_by_id, describe
+        self.json_path, self.md_path = json_path, md_path
+        self.started, self.started_at = time.monotonic(), _now()
+        self.meta: dict | None = None
+        summary.listeners.append(self.write_partial)
+
+    def write_partial(self) -> None:
+        self._write(complete=False, exit_status=None)
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        unfinished = {"running", "not-run"} & set(self.summary.statuses().values())
+        self._write(complete=int(exitstatus) in FINISHED_EXIT_CODES and not unfinished, exit_status=int(exitstatus))
+
+    def _write(self, *, complete: bool, exit_status: int | None) -> None:
+        if self.meta is None:
+            self.meta = self.describe()
+            if self.meta is None:
+                return
+        document = build_document(self.summary, self.items_by_id, self.meta, complete=complete,
+                                  exit_status=exit_status, started=self.started, started_at=self.started_at)
+        if self.json_path:
+            write_atomic(self.json_path, json.dumps(document, indent=1, allow_nan=False, default=_jsonable) + "\n")
+        if self.md_path:
+            write_atomic(self.md_path, render_markdown(document))
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: such statistics are written as the strings
+    "nan", "inf" and "-inf"."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _jsonable(value):
+    """numpy scalars in statistics evidence, and anything else, as plain JSON values."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
