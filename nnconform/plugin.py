@@ -1,27 +1,47 @@
 """The pytest plugin: options, validation before any test, one item per clause,
-layer and dtype, and the conformance summary.
+layer and dtype, expected failures and skips, per-item time limits, and the
+conformance summary and reports.
 
-Specs and the backend are loaded once in pytest_configure, so a bad spec file or
-an unknown backend stops the run before any test with a message that names it.
+Specs, expectations files and report paths are checked in pytest_configure, and
+the backend is loaded when the session starts, so a bad spec file, a malformed
+xfails line, an unwritable report path or an unknown backend stops the run before
+any test with a one-line message that names it.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
 import pytest
+import pytest_timeout
 from hypothesis import settings
 
+import nnconform
 from nnconform import profiles
 from nnconform.backend_api import BackendError
 from nnconform.backends import load_backend
+from nnconform.cli import suite_file
+from nnconform.expectations import ExpectationError, UnmatchedExpectationWarning, first_match, load_rules, unmatched
 from nnconform.items import all_items, decision_alpha
+from nnconform.report import ReportPathError, ReportWriter, ensure_writable, platform_info
 from nnconform.runner import Runner
 from nnconform.spec import SpecError, load_specs
-from nnconform.summary import ConformanceSummary
+from nnconform.summary import TIMED_OUT_ATTRIBUTE, ConformanceSummary, XdistCollection
 
 UNSUPPORTED = "not supported by backend"
 ITEM_FIXTURE = "conformance_item"
+DEFAULT_CLAUSE_TIMEOUT = 120.0
+# After the limit, a hang the alarm cannot interrupt (native code that never returns
+# to Python) ends the process this many seconds later; see docs/reports.md.
+TIMEOUT_GRACE = 10.0
+CI_TRUE = ("true", "1", "yes")
+
+
+class ClauseTimeout(BaseException):
+    """Raised by SIGALRM in an item that exceeds --clause-timeout. A BaseException, so
+    Hypothesis stops at once instead of shrinking, which would replay the hang."""
 
 
 def _positive_int(text: str) -> int:
@@ -31,6 +51,16 @@ def _positive_int(text: str) -> int:
         raise pytest.UsageError(f"--max-examples expects a positive integer, got {text!r}") from None
     if value < 1:
         raise pytest.UsageError(f"--max-examples expects a positive integer, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise pytest.UsageError(f"--clause-timeout expects a number of seconds (0 disables), got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise pytest.UsageError(f"--clause-timeout expects a number of seconds (0 disables), got {text}")
     return value
 
 
@@ -44,8 +74,30 @@ def pytest_addoption(parser):
     group.addoption("--max-examples", default=None,
                     help="Hypothesis examples per item, overriding the profile")
     group.addoption("--conformance-profile", choices=profiles.PROFILES, default=None,
-                    help="Hypothesis settings profile: dev (default), ci (fixed seed) or thorough")
+                    help="Hypothesis settings profile: dev, ci (derandomized, fixed seed) or thorough; "
+                         "default ci when the environment variable CI is true, else dev")
     group.addoption("--spec-dir", default=None, help="directory of spec files (default: the suite's specs/)")
+    group.addoption("--xfails-file", default=None, metavar="PATH",
+                    help="expected failures, one per line: 'clause-id [backend=NAME] [layer=NAME] "
+                         "[dtype=NAME]  # reason' (ids may use * wildcards)")
+    group.addoption("--skips-file", default=None, metavar="PATH",
+                    help="items never to run, in the xfails-file format")
+    group.addoption("--strict-xfails", action="store_true", default=False,
+                    help="fail the run when an expected failure passes")
+    group.addoption("--conformance-json", default=None, metavar="PATH", help="write the JSON report here")
+    group.addoption("--conformance-md", default=None, metavar="PATH", help="write the Markdown report here")
+    group.addoption("--clause-timeout", default=str(DEFAULT_CLAUSE_TIMEOUT), metavar="SECONDS",
+                    help=f"time limit of one item (default {DEFAULT_CLAUSE_TIMEOUT:g}); 0 disables")
+
+
+def _profile(config) -> tuple[str, str]:
+    """The profile and where it came from: the option, a CI environment, or the default."""
+    given = config.getoption("conformance_profile")
+    if given:
+        return given, "--conformance-profile"
+    if os.environ.get("CI", "").strip().lower() in CI_TRUE:
+        return "ci", "CI environment variable"
+    return profiles.DEFAULT_PROFILE, "default"
 
 
 def pytest_configure(config):
@@ -55,15 +107,78 @@ def pytest_configure(config):
         raise pytest.UsageError(f"invalid spec: {error}") from None
     for family in sorted({c.family for c in specs.clauses}):
         config.addinivalue_line("markers", f"{family}: clauses of the {family} family")
-    profile = config.getoption("conformance_profile") or profiles.DEFAULT_PROFILE
+    profile, profile_source = _profile(config)
     settings.load_profile(profile)
     raw_examples = config.getoption("max_examples")
     max_examples = _positive_int(raw_examples) if raw_examples is not None else settings.default.max_examples
-    config.stash[_STATE] = _State(config, specs, profile, max_examples)
-    if not hasattr(config, "workerinput"):
-        config.pluginmanager.register(ConformanceSummary(config), "nnconform-summary")
+    st = _State(config, specs, profile, max_examples)
+    st.profile_source = profile_source
+    st.clause_timeout = _seconds(config.getoption("clause_timeout"))
+    try:
+        st.xfails = _rules(config, "xfails_file", "xfails")
+        st.skips = _rules(config, "skips_file", "skips")
+    except ExpectationError as error:
+        raise pytest.UsageError(str(error)) from None
+    config.stash[_STATE] = st
+    if hasattr(config, "workerinput"):
+        return
+    try:
+        paths = {option: ensure_writable(config.getoption(option), "--" + option.replace("_", "-"))
+                 for option in ("conformance_json", "conformance_md") if config.getoption(option)}
+    except ReportPathError as error:
+        raise pytest.UsageError(str(error)) from None
+    summary = ConformanceSummary(config)
+    config.pluginmanager.register(summary, "nnconform-summary")
+    config.pluginmanager.register(XdistCollection(summary), "nnconform-xdist-collection")
+    if paths:
+        writer = ReportWriter(summary, {item.id: item for item in all_items(specs)}, st.describe,
+                              paths.get("conformance_json"), paths.get("conformance_md"))
+        config.pluginmanager.register(writer, "nnconform-report")
 
 
+def _rules(config, option: str, kind: str) -> list:
+    path = config.getoption(option)
+    return load_rules(path, kind) if path else []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """Controller: load the backend (an unknown one stops the run here, before xdist
+    starts workers) and warn about expectation lines that match no item."""
+    config = session.config
+    if hasattr(config, "workerinput") or not _selects_suite(config):
+        return
+    st = state(config)
+    names = st.backend_names()
+    items = all_items(st.specs)
+    for rule in unmatched(st.xfails + st.skips, items, names):
+        config.issue_config_time_warning(UnmatchedExpectationWarning(
+            f"{rule.where}: {rule.pattern!r} {_qualifiers(rule)}matches no conformance item; "
+            "check the id against the report (ids look like clause-id or clause-id:layer:dtype)"), stacklevel=2)
+
+
+def _selects_suite(config) -> bool:
+    """Whether the run's paths include the conformance test file; False for a run
+    of other tests (meta_tests), which then needs no backend."""
+    try:
+        suite = suite_file().resolve()
+    except FileNotFoundError:
+        return True
+    for argument in config.args:
+        path = config.invocation_params.dir / argument.split("::", 1)[0]
+        if not path.exists():
+            return True
+        path = path.resolve()
+        if path == suite or path in suite.parents:
+            return True
+    return False
+
+
+def _qualifiers(rule) -> str:
+    return "".join(f"{name}={value} " for name, value in rule.qualifiers.items())
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
     """xdist: every worker uses the controller's base seed."""
     node.workerinput["nnconform_seed"] = node.config.stash[_STATE].base_seed
@@ -72,6 +187,9 @@ def pytest_configure_node(node):
 class _State:
     def __init__(self, config, specs, profile, max_examples):
         self.config, self.specs, self.profile, self.max_examples = config, specs, profile, max_examples
+        self.profile_source = "default"
+        self.clause_timeout = DEFAULT_CLAUSE_TIMEOUT
+        self.xfails, self.skips = [], []
         explicit = config.getoption("seed")
         worker = getattr(config, "workerinput", {})
         if explicit is not None:
@@ -94,9 +212,37 @@ class _State:
                 raise pytest.UsageError(str(error)) from None
         return self._backend
 
+    def backend_names(self) -> tuple[str, ...]:
+        """What a backend= qualifier may match: the --backend argument and the name."""
+        return (self.backend_spec, str(getattr(self.backend, "name", self.backend_spec)))
+
     def runner(self) -> Runner:
         return Runner(self.backend, self.backend_spec, self.base_seed, self.max_examples,
                       decision_alpha(self.specs, self.max_examples))
+
+    def describe(self) -> dict:
+        """Suite, backend, platform and run settings for the reports."""
+        backend, config = self.backend, self.config
+        capabilities = backend.capabilities
+        workers = config.getoption("numprocesses", None) if config.getoption("dist", "no") != "no" else None
+        return {
+            "suite": {"name": "nnconform", "version": nnconform.__version__,
+                      "spec_files": [os.path.basename(path) for path in self.specs.files],
+                      "false_alarm_budget": self.specs.false_alarm_budget,
+                      "decision_alpha": decision_alpha(self.specs, self.max_examples)},
+            "backend": {"spec": self.backend_spec, "name": str(getattr(backend, "name", self.backend_spec)),
+                        "version": str(getattr(backend, "version", "")) or None,
+                        "device": capabilities.device, "layers": sorted(capabilities.layers),
+                        "dtypes": sorted(capabilities.dtypes), "autograd": capabilities.autograd,
+                        "unavailable": getattr(backend, "unavailable", None) or None},
+            "platform": platform_info(),
+            "run": {"profile": self.profile, "profile_source": self.profile_source, "seed": self.base_seed,
+                    "max_examples": self.max_examples, "clause_timeout": self.clause_timeout,
+                    "workers": workers, "xfails_file": config.getoption("xfails_file"),
+                    "skips_file": config.getoption("skips_file"),
+                    "strict_xfails": config.getoption("strict_xfails"),
+                    "arguments": list(config.invocation_params.args)},
+        }
 
 
 _STATE = pytest.StashKey[_State]()
@@ -125,6 +271,68 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize(ITEM_FIXTURE, params)
 
 
+def _item_of(node):
+    callspec = getattr(node, "callspec", None)
+    return callspec.params.get(ITEM_FIXTURE) if callspec is not None else None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Apply the skips and xfails files and the per-item time limit. A skip is a skip
+    mark, so the item never runs; a backend's unsupported skip, added first, wins."""
+    st = state(config)
+    names = st.backend_names() if st.xfails or st.skips else ()
+    method = "signal" if hasattr(signal, "SIGALRM") else "thread"
+    for node in items:
+        item = _item_of(node)
+        if item is None:
+            continue
+        if st.clause_timeout > 0:
+            node.add_marker(pytest.mark.timeout(st.clause_timeout, method=method, func_only=True))
+        if skip := first_match(st.skips, item, names):
+            node.add_marker(pytest.mark.skip(reason=f"skips file {skip.where}: {skip.reason}"))
+        elif xfail := first_match(st.xfails, item, names):
+            node.add_marker(pytest.mark.xfail(reason=f"xfails file {xfail.where}: {xfail.reason}",
+                                              strict=config.getoption("strict_xfails")))
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_timeout_set_timer(item, settings):
+    """pytest-timeout's extension point: for conformance items on the main thread, the
+    alarm raises ClauseTimeout so the item fails as timed out and the run continues.
+    A backstop thread ends the process (pytest-timeout's thread method) if the hang
+    is in native code the alarm cannot interrupt. Elsewhere pytest-timeout decides."""
+    item_of = _item_of(item)
+    if item_of is None or settings.method != "signal" or threading.current_thread() is not threading.main_thread():
+        return None
+    limit = settings.timeout
+
+    def on_alarm(signum, frame):
+        raise ClauseTimeout(f"[{item_of.clause.id}] timed out after {limit:g} s (--clause-timeout): "
+                            f"the backend did not return")
+
+    backstop = threading.Timer(limit + TIMEOUT_GRACE, pytest_timeout.timeout_timer, (item, settings))
+    backstop.daemon = True
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+
+    def cancel():
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        backstop.cancel()
+
+    item.cancel_timeout = cancel
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    backstop.start()
+    return True
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and call.excinfo is not None and call.excinfo.errisinstance(ClauseTimeout):
+        setattr(report, TIMED_OUT_ATTRIBUTE, True)
+    return report
+
+
 @pytest.fixture(scope="session")
 def conformance_runner(request) -> Runner:
     return state(request.config).runner()
@@ -142,5 +350,11 @@ def conformance_record(request, conformance_item) -> dict:
 
 def pytest_report_header(config):
     st = state(config)
-    return (f"nnconform: backend {st.backend_spec}, profile {st.profile}, max examples {st.max_examples}, "
-            f"seed {st.base_seed} (repeat with --seed {st.base_seed})")
+    limit = f"{st.clause_timeout:g} s" if st.clause_timeout else "off"
+    lines = [f"nnconform {nnconform.__version__}: backend {st.backend_spec}, profile {st.profile} "
+             f"({st.profile_source}), max examples {st.max_examples}, clause timeout {limit}, "
+             f"seed {st.base_seed} (repeat with --seed {st.base_seed})"]
+    for kind, rules in (("xfails", st.xfails), ("skips", st.skips)):
+        if rules:
+            lines.append(f"nnconform: {len(rules)} {kind} rules from {config.getoption(kind + '_file')}")
+    return lines

@@ -37,6 +37,16 @@ SHORT_DTYPES = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64
 _PACKAGES = ("numpy", "scipy", "hypothesis", "pytest", "pytest-xdist", "pytest-timeout", "ml_dtypes")
 
 
+def _file_mode() -> int:
+    """The mode a plainly created file gets (mkstemp would make it private)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 class ReportPathError(ValueError):
     """A report path cannot be written."""
 
@@ -57,10 +67,13 @@ def ensure_writable(path: str | os.PathLike, option: str) -> Path:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Write a temporary file beside ``path``, then rename it over ``path``: a reader
+    (or a crash) sees the old report or the new one, never half of one."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(temporary, _FILE_MODE)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -162,8 +175,9 @@ def render_markdown(document: dict) -> str:
              f"`{run['profile']}`, seed {run['seed']}, max examples {run['max_examples']}.", ""]
     if not run["complete"]:
         running = [entry["id"] for entry in document["items"] if entry["status"] == "running"]
-        lines += [f"> **The run did not finish** (exit status {run['exit_status']}); this report holds what "
-                  "had finished." + (f" Running when it ended: {', '.join(f'`{r}`' for r in running)}."
+        ended = ("the process ended before the session finished" if run["exit_status"] is None
+                 else f"pytest exit status {run['exit_status']}")
+        lines += [f"> **The run did not finish** ({ended}); this report holds what had finished." + (f" Running when it ended: {', '.join(f'`{r}`' for r in running)}."
                                      if running else ""), ""]
     lines += ["| status | items |", "|---|---:|"]
     lines += [f"| {SYMBOLS[s]} {s} | {totals[s]} |" for s in STATUSES if totals[s]]

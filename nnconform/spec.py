@@ -22,7 +22,7 @@ _PARAM_KINDS = ("float", "int", "bool")
 _CLAUSE_FIELDS = {"id", "statement", "mode", "check", "params", "input", "tolerance", "examples",
                   "layers", "statistics", "expected", "trainable", "fields", "observe", "error", "when"}
 _INPUT_FIELDS = {"dtypes", "ranks", "side", "values", "per_channel", "layouts"}
-_STAT_FIELDS = {"power", "delta", "why", "n"}
+_STAT_FIELDS = {"power", "delta", "why", "n", "n_counts"}
 
 
 class SpecError(ValueError):
@@ -388,4 +388,8 @@ def _statistics(raw: Any, path: Path, clause_id: str) -> dict[str, Any]:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise SpecError(path, clause_id, "statistics.n",
                         f"must state the sample size drawn at the default alpha as a positive integer, got {n!r}")
-    return {"power": power, "delta": delta, "why": raw["why"], "n": n}
+    n_counts = raw.get("n_counts")
+    if not isinstance(n_counts, str) or not n_counts.strip():
+        raise SpecError(path, clause_id, "statistics.n_counts",
+                        f"must say what n counts (units, pairs, calls, and on which input), got {n_counts!r}")
+    return {"power": power, "delta": delta, "why": raw["why"], "n": n, "n_counts": n_counts}

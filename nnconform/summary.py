@@ -21,6 +21,7 @@ STATUSES = ("passed", "failed", "crashed", "timed-out", "xfailed", "now-passing"
 FAILING = ("failed", "crashed", "timed-out")
 UNSUPPORTED_PREFIX = "not supported by backend"
 TIMED_OUT_ATTRIBUTE = "nnconform_timed_out"
+_EXCEPTION_NAME = re.compile(r"^[\w.]+: (?=\[)")
 _REPRODUCE = re.compile(r"^E?\s*reproduce with: (.+?)\s*$", re.MULTILINE)
 
 
@@ -110,7 +111,7 @@ class ConformanceSummary:
         outcome.status = status
         if status in FAILING or status == "xfailed":
             outcome.message = one_line(report)
-            outcome.reproduce = reproduce_command(report)
+            outcome.reproduce = outcome.record.get("reproduce") or reproduce_command(report)
         if status in ("skipped", "unsupported"):
             outcome.reason = skip_reason(report)
         if status in ("xfailed", "now-passing"):
@@ -145,11 +146,14 @@ class ConformanceSummary:
         return Counter(self.statuses().values())
 
     def _collected(self, nodeids) -> None:
+        added = False
         for nodeid in nodeids:
             key = item_id(nodeid)
             if is_conformance(nodeid) and key not in self.collected:
                 self.collected.append(key)
-        self._changed()
+                added = True
+        if added:
+            self._changed()
 
     def _changed(self) -> None:
         """Tell the report writer. Called when an item starts, so that a partial report
@@ -170,11 +174,17 @@ class XdistCollection:
 
 
 def one_line(report) -> str:
+    """The clause's failure message (it starts with the clause id in brackets), else
+    the first assertion line, else the last line."""
     text = getattr(report, "longreprtext", "") or str(report.longrepr)
+    clause = f"[{item_id(report.nodeid).split(':', 1)[0]}]"
+    for line in text.splitlines():
+        if line.startswith(clause):
+            return line[:300]
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("E ") and "[" in stripped:
-            return stripped[1:].strip()[:300]
+            return _EXCEPTION_NAME.sub("", stripped[1:].strip())[:300]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return (lines[-1] if lines else "")[:300]
 

@@ -1,44 +1,25 @@
-"""Dropout that draws one mask per input shape, keeps it in backend-wide hidden
-state and reuses it on every later call: a frozen random stream."""
+"""Dropout that draws one mask per input shape, keeps it in hidden backend-wide
+state and reuses it on every later call: a frozen random stream. Each single mask
+is a fair draw, so only a clause that compares calls can see it."""
 
 import numpy as np
 
-from nnconform.backends.reference_backend import ReferenceBackend
+from meta_tests.broken._wrapper import LayerWrapper, WrappingBackend
 from nnconform.reference import dropout_forward
 
+_MASKS = {}
 
-class _FrozenMaskDropout:
-    trainable = frozenset()
 
-    def __init__(self, p, masks, rng):
-        self.p, self.training, self._masks, self._rng = p, True, masks, rng
-
-    def train(self):
-        self.training = True
-
-    def eval(self):
-        self.training = False
-
-    def state(self):
-        return {}
-
+class _FrozenMask(LayerWrapper):
     def forward(self, x):
-        if not self.training:
-            return x.copy()
-        if x.shape not in self._masks:
-            self._masks[x.shape] = self._rng.random(x.shape) >= self.p
-        return dropout_forward(x.astype(np.float64), self._masks[x.shape], self.p).astype(x.dtype)
+        layer = self._layer
+        if not layer.training or layer.inplace:
+            return layer.forward(x)
+        if x.shape not in _MASKS:
+            _MASKS[x.shape] = layer._backend._rng.random(x.shape) >= layer.p
+        return dropout_forward(x.astype(np.float64), _MASKS[x.shape], layer.p).astype(x.dtype)
 
 
-class Backend(ReferenceBackend):
+class Backend(WrappingBackend):
     name = "frozen-mask"
-
-    def __init__(self):
-        super().__init__()
-        self._masks = {}
-
-    def build(self, layer, params, dtype):
-        built = super().build(layer, params, dtype)
-        if layer == "Dropout" and not params.get("inplace", False):
-            return _FrozenMaskDropout(params["p"], self._masks, self._rng)
-        return built
+    wrappers = {"Dropout": _FrozenMask}

@@ -1,38 +1,32 @@
-"""Batch norm that, in eval mode, keeps updating a hidden copy of the running mean
-and normalises with it, while state() still reports the frozen buffers."""
+"""Batch norm that in eval mode keeps updating a hidden copy of the running mean
+and normalises with it, while state() still shows the frozen buffers. Only the
+eval output can see it."""
 
 import numpy as np
 
-from nnconform.backends.reference_backend import ReferenceBackend
+from meta_tests.broken._wrapper import LayerWrapper, WrappingBackend
 from nnconform.reference import batch_statistics
 
 
-class _HiddenStats:
+class _HiddenStats(LayerWrapper):
     def __init__(self, layer):
-        self._layer, self._hidden_mean = layer, None
-
-    def __getattr__(self, name):
-        return getattr(self._layer, name)
+        super().__init__(layer)
+        object.__setattr__(self, "_hidden", {})
 
     def forward(self, x):
         layer = self._layer
-        if layer.training or layer._state.get("running_mean") is None:
-            return layer.forward(x)
-        if self._hidden_mean is None:
-            self._hidden_mean = layer._state["running_mean"].copy()
-        mean, _, _ = batch_statistics(x.astype(np.float64))
-        self._hidden_mean = 0.5 * self._hidden_mean + 0.5 * mean
         shown = layer._state
-        layer._state = {**shown, "running_mean": self._hidden_mean}
+        if layer.training or shown["running_mean"] is None:
+            return layer.forward(x)
+        hidden = self._hidden.setdefault("running_mean", shown["running_mean"].copy())
+        self._hidden["running_mean"] = 0.5 * hidden + 0.5 * batch_statistics(x.astype(np.float64))[0]
+        layer._state = {**shown, "running_mean": self._hidden["running_mean"]}
         try:
             return layer.forward(x)
         finally:
             layer._state = shown
 
 
-class Backend(ReferenceBackend):
+class Backend(WrappingBackend):
     name = "hidden-stats"
-
-    def build(self, layer, params, dtype):
-        built = super().build(layer, params, dtype)
-        return built if layer == "Dropout" else _HiddenStats(built)
+    wrappers = {name: _HiddenStats for name in ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")}

@@ -1,22 +1,13 @@
 """forward raises RuntimeError for BatchNorm3d only; every other layer works."""
 
-from nnconform.backends.reference_backend import ReferenceBackend
+from meta_tests.broken._wrapper import LayerWrapper, WrappingBackend
 
 
-class _Raising:
-    def __init__(self, layer):
-        self._layer = layer
-
-    def __getattr__(self, name):
-        return getattr(self._layer, name)
-
+class _Raising(LayerWrapper):
     def forward(self, x):
         raise RuntimeError("3-d kernels are not implemented yet")
 
 
-class Backend(ReferenceBackend):
+class Backend(WrappingBackend):
     name = "raising"
-
-    def build(self, layer, params, dtype):
-        built = super().build(layer, params, dtype)
-        return _Raising(built) if layer == "BatchNorm3d" else built
+    wrappers = {"BatchNorm3d": _Raising}

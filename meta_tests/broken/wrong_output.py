@@ -1,38 +1,33 @@
-"""Outputs of the wrong shape, dtype or type, one per layer:
-Dropout returns float32 for every input dtype, BatchNorm1d a flattened array,
-BatchNorm2d a Python list and BatchNorm3d a torch tensor."""
+"""Outputs of the wrong dtype, shape or type, one per layer: Dropout returns float32
+whatever the input's dtype, BatchNorm1d a flattened array, BatchNorm2d a Python list
+and BatchNorm3d a torch tensor."""
 
 import numpy as np
 
-from nnconform.backends.reference_backend import ReferenceBackend
+from meta_tests.broken._wrapper import LayerWrapper, WrappingBackend
 
 
-class _Wrapped:
-    def __init__(self, layer, convert):
-        self._layer, self._convert = layer, convert
-
-    def __getattr__(self, name):
-        return getattr(self._layer, name)
-
+class _Float32(LayerWrapper):
     def forward(self, x):
-        return self._convert(self._layer.forward(x))
+        return self._layer.forward(x).astype(np.float32)
 
 
-def _as_torch(out):
-    import torch
-    return torch.from_numpy(np.asarray(out, dtype=np.float64))
+class _Flattened(LayerWrapper):
+    def forward(self, x):
+        return self._layer.forward(x).reshape(-1)
 
 
-_CONVERT = {
-    "Dropout": lambda out: out.astype(np.float32),
-    "BatchNorm1d": lambda out: out.reshape(-1),
-    "BatchNorm2d": lambda out: out.tolist(),
-    "BatchNorm3d": _as_torch,
-}
+class _List(LayerWrapper):
+    def forward(self, x):
+        return self._layer.forward(x).tolist()
 
 
-class Backend(ReferenceBackend):
+class _TorchTensor(LayerWrapper):
+    def forward(self, x):
+        import torch
+        return torch.from_numpy(self._layer.forward(x).astype(np.float64))
+
+
+class Backend(WrappingBackend):
     name = "wrong-output"
-
-    def build(self, layer, params, dtype):
-        return _Wrapped(super().build(layer, params, dtype), _CONVERT[layer])
+    wrappers = {"Dropout": _Float32, "BatchNorm1d": _Flattened, "BatchNorm2d": _List, "BatchNorm3d": _TorchTensor}

@@ -5,9 +5,10 @@ raises ClauseFailure with the clause id and a message that says what was found,
 what was expected and where.
 """
 
-from nnconform.checks import exact, reference_checks, state, statistical
+from nnconform.checks import exact, gradients, modes, reference_checks, state, statistical
 from nnconform.checks.context import CheckContext, ClauseFailure
 
-CHECKS = {**exact.CHECKS, **reference_checks.CHECKS, **state.CHECKS, **statistical.CHECKS}
+CHECKS = {**exact.CHECKS, **reference_checks.CHECKS, **state.CHECKS, **statistical.CHECKS,
+          **gradients.CHECKS, **modes.CHECKS}
 
 __all__ = ["CHECKS", "CheckContext", "ClauseFailure"]

@@ -9,7 +9,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from nnconform.dtypes import dtype_name
+from nnconform.dtypes import NUMPY_DTYPES, dtype_name
+from nnconform.reference import INITIAL_STATE
 from nnconform.spec import Clause
 from nnconform.strategies import Case
 
@@ -65,8 +66,12 @@ class CheckContext:
         if not isinstance(out, np.ndarray):
             self.fail(f"backend {self.backend_name!r}: forward returned {type(out).__module__}.{type(out).__name__}, "
                       f"expected numpy.ndarray of shape {x.shape} and dtype {dtype_name(x.dtype)}")
+        if not is_real(out.dtype):
+            self.fail(f"backend {self.backend_name!r}: forward returned an array of dtype {dtype_name(out.dtype)}, "
+                      f"expected real numbers in the input's dtype {dtype_name(x.dtype)}")
         if out.shape != x.shape:
-            self.fail(f"output shape {out.shape}, expected the input's shape {x.shape}")
+            self.fail(f"backend {self.backend_name!r}: forward returned an array of shape {out.shape}, "
+                      f"expected the input's shape {x.shape}")
         return out
 
     def require_grad(self, layer) -> None:
@@ -87,12 +92,20 @@ class CheckContext:
             if value is not None and not isinstance(value, np.ndarray):
                 self.fail(f"backend {self.backend_name!r}: backward returned {type(value).__module__}."
                           f"{type(value).__name__} for {name!r}, expected numpy.ndarray or None")
+            if value is not None and not is_real(value.dtype):
+                self.fail(f"backend {self.backend_name!r}: backward returned an array of dtype "
+                          f"{dtype_name(value.dtype)} for {name!r}, expected real numbers")
         return grads
 
     def state(self, layer) -> dict:
         state = self._call("state", layer.state)
         if not isinstance(state, dict):
             self.fail(f"backend {self.backend_name!r}: state() returned {type(state).__name__}, expected dict")
+        reference = INITIAL_STATE[self.case.layer](self.case.params) if self.case.layer in INITIAL_STATE else {}
+        for name, value in state.items():
+            problem = _state_problem(value, reference.get(name))
+            if problem:
+                self.fail(f"backend {self.backend_name!r}: state()[{name!r}] is {problem}")
         return state
 
     def _call(self, what: str, function, *args):
@@ -101,8 +114,8 @@ class CheckContext:
             return function(*args)
         except ClauseFailure:
             raise
-        except Exception as error:
-            self.fail(f"backend {self.backend_name!r} raised {type(error).__name__} in {what}: {error}")
+        except (Exception, SystemExit) as error:
+            self.fail(f"backend {self.backend_name!r} raised {type(error).__name__} in {what}: {error_text(error)}")
 
     def run(self, layer=None) -> tuple[Any, list[np.ndarray], list[np.ndarray]]:
         """The clause's scenario: `warmup` training calls, then `calls` calls in the
@@ -119,6 +132,45 @@ class CheckContext:
             inputs.append(x)
             outputs.append(self.forward(layer, x.copy()))
         return layer, inputs, outputs
+
+
+def is_real(dtype: np.dtype) -> bool:
+    """Real numbers that widen to float64 exactly: bool, integers, floats and bfloat16."""
+    return dtype.kind in "biuf" or dtype_name(dtype) in NUMPY_DTYPES
+
+
+def error_text(error: BaseException) -> str:
+    """str(error), even when a backend's exception cannot print itself."""
+    try:
+        return str(error)
+    except Exception:
+        return f"<{type(error).__name__} whose str() failed>"
+
+
+def _state_problem(value, reference) -> str | None:
+    """What is wrong with one value of state(), given the reference's value of the same
+    name (None where the reference has none): the end of a 'state()[name] is ...' message."""
+    if value is None:
+        return None
+    try:
+        array = np.asarray(value)
+    except Exception as error:
+        return f"{type(value).__name__}, which numpy cannot read ({type(error).__name__}: {error_text(error)})"
+    found = f"{type(value).__name__} {_brief(array)}"
+    if isinstance(reference, int):
+        if array.ndim != 0 or array.dtype.kind not in "iu":
+            return f"{found}, expected an int"
+    elif not is_real(array.dtype):
+        return f"{found}, expected a numeric array, an int or None"
+    elif reference is not None and array.shape != np.shape(reference):
+        return f"an array of shape {array.shape}, expected shape {np.shape(reference)} as the reference's"
+    return None
+
+
+def _brief(array: np.ndarray) -> str:
+    text = np.array2string(array, threshold=6) if array.dtype != object else repr(array.tolist())
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{text} (shape {array.shape}, dtype {dtype_name(array.dtype)})" if array.ndim else text
 
 
 def describe_positions(mask: np.ndarray, limit: int = 5) -> str:

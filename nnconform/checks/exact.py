@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnconform.checks.context import CheckContext, check_finite, describe_positions
+from nnconform.checks.context import CheckContext, check_finite, describe_positions, error_text
 from nnconform.dtypes import dtype_name
 
 
 def _bits_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Element-wise exact equality that treats -0.0 == 0.0 and compares values, not objects."""
-    return np.asarray(a).astype(np.float64) == np.asarray(b).astype(np.float64)
+    """Element-wise exact equality that treats -0.0 == 0.0 and NaN == NaN (an array holds
+    what was written into it) and compares values, not objects."""
+    a64, b64 = np.asarray(a).astype(np.float64), np.asarray(b).astype(np.float64)
+    return (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
 
 
 def equals_input(ctx: CheckContext) -> None:
@@ -65,18 +67,21 @@ def inplace(ctx: CheckContext) -> None:
 def raises(ctx: CheckContext) -> None:
     wanted = {"ValueError": ValueError, "TypeError": TypeError, "RuntimeError": RuntimeError}[ctx.clause.options["error"]]
     when = ctx.clause.options["when"]
+    expected = f"expected {wanted.__name__} in {when} ({_params(ctx)}, input shape {ctx.case.shape})"
+    call = "build"
     try:
         layer = ctx.backend.build(ctx.case.layer, dict(ctx.case.params), ctx.case.dtype)
         if when == "forward":
-            layer.train() if ctx.case.mode == "train" else layer.eval()
+            call = ctx.case.mode
+            getattr(layer, call)()
+            call = "forward"
             layer.forward(ctx.case.batch(0))
-    except wanted:
-        return
-    except Exception as error:
-        ctx.fail(f"expected {wanted.__name__} in {when} ({_params(ctx)}, input shape {ctx.case.shape}), "
-                 f"but backend {ctx.backend_name!r} raised {type(error).__name__}: {error}")
-    ctx.fail(f"expected {wanted.__name__} in {when} ({_params(ctx)}, input shape {ctx.case.shape}), "
-             "but nothing was raised")
+    except (Exception, SystemExit) as error:
+        if isinstance(error, wanted) and call == when:
+            return
+        ctx.fail(f"{expected}, but backend {ctx.backend_name!r} raised {type(error).__name__} in {call}: "
+                 f"{error_text(error)}")
+    ctx.fail(f"{expected}, but nothing was raised")
 
 
 def _params(ctx: CheckContext) -> str:

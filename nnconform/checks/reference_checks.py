@@ -40,6 +40,7 @@ def mask_values(ctx: CheckContext) -> None:
     tol = ctx.clause.tolerances[ctx.case.dtype]
     _, inputs, outputs = ctx.run()
     for x, out in zip(inputs, outputs):
+        check_finite(ctx, "output", out)
         x64, out64 = x.astype(np.float64), out.astype(np.float64)
         want = x64 * scale
         scaled = np.abs(out64 - want) <= tol.atol + tol.rtol * np.abs(want)

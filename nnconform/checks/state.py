@@ -27,6 +27,9 @@ def state_equals(ctx: CheckContext) -> None:
         declared = getattr(layer, "trainable", None)
         if declared is None:
             ctx.fail(f"the layer does not declare which state is trainable; expected {list(trainable)} to be")
+        if not isinstance(declared, (set, frozenset, list, tuple)):
+            ctx.fail(f"backend {ctx.backend_name!r}: the layer's trainable is {type(declared).__name__} "
+                     f"{declared!r}, expected a set of state names such as {set(trainable)}")
         missing = [name for name in trainable if name not in declared]
         if missing:
             ctx.fail(f"expected {missing} to be trainable; the layer declares {sorted(declared)}")

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from nnconform import statistics as stats
-from nnconform.checks.context import CheckContext
+from nnconform.checks.context import CheckContext, check_finite
 
 SERIAL_MIN_UNITS = 20_000  # past the few-thousand-unit period of a weak generator
 
@@ -29,8 +29,11 @@ def _input(ctx: CheckContext) -> np.ndarray:
 
 
 def _dropped(ctx: CheckContext, layer, x: np.ndarray) -> np.ndarray:
-    """One train-mode call; the mask of zeroed units, in the input's shape."""
-    return ctx.forward(layer, x.copy()).astype(np.float64) == 0
+    """One train-mode call; the mask of zeroed units, in the input's shape. A NaN is
+    neither dropped nor kept, so non-finite outputs fail here, by position."""
+    out = ctx.forward(layer, x.copy())
+    check_finite(ctx, "output", out)
+    return out.astype(np.float64) == 0
 
 
 def _train_layer(ctx: CheckContext):
@@ -42,8 +45,9 @@ def _train_layer(ctx: CheckContext):
 
 def _decide(ctx: CheckContext, verdict: stats.StatVerdict) -> None:
     __tracebackhide__ = True
-    ctx.evidence.update(test=verdict.test, alpha=verdict.alpha, n=verdict.n, statistic=verdict.statistic,
-                        p_value=verdict.p_value, expected=verdict.expected, observed=verdict.observed)
+    ctx.evidence.update(test=verdict.test, p=ctx.case.params["p"], alpha=verdict.alpha, n=verdict.n,
+                        statistic=verdict.statistic, p_value=verdict.p_value, expected=verdict.expected,
+                        observed=verdict.observed, passed=verdict.passed)
     if not verdict.passed:
         ctx.fail(f"{verdict.describe()} ({ctx.case.layer}, p={ctx.case.params['p']!r}, {ctx.case.dtype}, "
                  f"input shape {ctx.case.shape}, seed {ctx.case.seed})")
@@ -67,7 +71,9 @@ def mean_preservation(ctx: CheckContext) -> None:
         return  # the mean of an all-dropped output is 0 by clause dropout.edge.p-one
     n = stats.mean_preservation_sample_size(p, ctx.alpha, delta, power)
     x = _tiled(_input(ctx), n)
-    ratio = ctx.forward(_train_layer(ctx), x.copy()).astype(np.float64) / x.astype(np.float64)
+    out = ctx.forward(_train_layer(ctx), x.copy())
+    check_finite(ctx, "output", out)
+    ratio = out.astype(np.float64) / x.astype(np.float64)
     _decide(ctx, stats.mean_preservation_test(ratio.ravel(), p, ctx.alpha, delta))
 
 

@@ -1,0 +1,1 @@
+"""Example backends for nnconform; see docs/backend-api.md."""

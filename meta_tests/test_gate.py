@@ -1,0 +1,432 @@
+"""Meta tests for the CI gate: xfails and skips files, the JSON and Markdown reports,
+xdist merging, time limits, crashes and one-line errors for bad arguments.
+
+Each run is a subprocess of ``python -m pytest tests/test_conformance.py`` from the
+repository root, on a few items, with small deliberately faulty backends written
+to a temporary directory. Every run has a fixed --seed, so outcomes are
+deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nnconform.expectations import ExpectationError, load_rules, unmatched
+from nnconform.items import all_items
+from nnconform.spec import load_specs
+
+jsonschema = pytest.importorskip("jsonschema", reason="install the test extra: pip install -e '.[test]'")
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
+USAGE_ERROR = 4
+
+FAULTY_BACKENDS = '''
+import os
+import time
+
+from nnconform import Capabilities
+from nnconform.backends.reference_backend import ReferenceBackend
+
+
+class _EvalFault:
+    """Wraps a reference Dropout layer; eval-mode forward calls the fault."""
+
+    def __init__(self, layer, fault):
+        self._layer, self._fault, self._training = layer, fault, True
+
+    def __getattr__(self, name):
+        return getattr(self._layer, name)
+
+    def train(self):
+        self._training = True
+        self._layer.train()
+
+    def eval(self):
+        self._training = False
+        self._layer.eval()
+
+    def forward(self, x):
+        out = self._layer.forward(x)
+        return out if self._training else self._fault(out)
+
+
+class _Faulty(ReferenceBackend):
+    def build(self, layer, params, dtype):
+        built = super().build(layer, params, dtype)
+        return _EvalFault(built, self.fault) if layer == "Dropout" else built
+
+
+class EvalScales(_Faulty):
+    """Eval-mode dropout is not the identity. Declares no bfloat16."""
+    name = "eval-scales"
+    capabilities = Capabilities(layers=ReferenceBackend.capabilities.layers,
+                                dtypes=frozenset({"float16", "float32", "float64"}), autograd=True)
+
+    @staticmethod
+    def fault(out):
+        return (out * 2 + 1).astype(out.dtype)
+
+
+class EvalHangs(_Faulty):
+    name = "eval-hangs"
+
+    @staticmethod
+    def fault(out):
+        time.sleep(600)
+        return out
+
+
+class EvalAborts(_Faulty):
+    name = "eval-aborts"
+
+    @staticmethod
+    def fault(out):
+        os.abort()
+'''
+
+IDENTITY = "dropout.eval.identity"
+P_ZERO = "dropout.edge.p-zero"
+SELECTION = f"{IDENTITY} or {P_ZERO}"
+
+
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("backends")
+    (directory / "gate_backends.py").write_text(FAULTY_BACKENDS)
+    return directory
+
+
+def run_suite(*args: str, backends: Path | None = None, env: dict | None = None, timeout: float = 120):
+    environment = {key: value for key, value in os.environ.items() if key not in ("CI", "PYTEST_ADDOPTS")}
+    if backends is not None:
+        environment["PYTHONPATH"] = os.pathsep.join([str(backends), environment.get("PYTHONPATH", "")])
+    environment.update(env or {})
+    command = [sys.executable, "-m", "pytest", "tests/test_conformance.py", "-q", "-p", "no:randomly",
+               "--seed", "1", "--max-examples", "3", *args]
+    return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def one_line_error(result) -> str:
+    """The run stopped before any test with exactly one error line."""
+    assert result.returncode == USAGE_ERROR, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "passed" not in result.stdout
+    return errors[0]
+
+
+def statuses(report: dict) -> dict[str, str]:
+    return {item["id"]: item["status"] for item in report["items"]}
+
+
+# -- parsing and matching, without a run -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def items():
+    return all_items(load_specs())
+
+
+def test_rules_match_clause_ids_item_ids_globs_and_qualifiers(tmp_path, items):
+    path = write(tmp_path / "xfails.txt", f"""\
+        # a comment line, then a blank one
+
+        {IDENTITY}  # every layer and dtype
+        dropout.train.*  dtype=float16  # glob id with a dtype qualifier
+        {P_ZERO}:Dropout:float64  # one item, by its full id
+        batchnorm.*  layer=BatchNorm3d backend=torch  # another backend's rule
+        """)
+    rules = load_rules(path, "xfails")
+    assert [(rule.line, rule.pattern) for rule in rules] == [
+        (3, IDENTITY), (4, "dropout.train.*"), (5, f"{P_ZERO}:Dropout:float64"), (6, "batchnorm.*")]
+    identity, train, single, other = rules
+    assert identity.reason == "every layer and dtype"
+    assert identity.matches(f"{IDENTITY}:Dropout:float16", IDENTITY, "Dropout", "float16")
+    assert train.matches("dropout.train.drop-rate:Dropout:float16", "dropout.train.drop-rate", "Dropout", "float16")
+    assert not train.matches("dropout.train.drop-rate:Dropout:float32", "dropout.train.drop-rate", "Dropout", "float32")
+    assert single.matches(f"{P_ZERO}:Dropout:float64", P_ZERO, "Dropout", "float64")
+    assert not single.matches(f"{P_ZERO}:Dropout:float32", P_ZERO, "Dropout", "float32")
+    assert other.applies_to_backend(("torch", "torch")) and not other.applies_to_backend(("reference", "reference"))
+    assert unmatched(rules, items, ("reference", "reference")) == []
+
+
+def test_a_rule_that_matches_nothing_is_reported_with_its_line(tmp_path, items):
+    rules = load_rules(write(tmp_path / "skips.txt", f"""\
+        {IDENTITY}  # fine
+        dropout.eval.identiy  # a typo
+        {IDENTITY}  layer=BatchNorm2d  # a layer the clause does not cover
+        """), "skips")
+    assert [rule.line for rule in unmatched(rules, items, ("reference", "reference"))] == [2, 3]
+
+
+@pytest.mark.parametrize("line, problem", [
+    (f"{IDENTITY}", "missing reason"),
+    (f"{IDENTITY}  #   ", "missing reason"),
+    (f"{IDENTITY} colour=red  # r", "unknown qualifier 'colour'"),
+    (f"{IDENTITY} Dropout  # r", "unexpected 'Dropout'"),
+    (f"{IDENTITY} dtype=  # r", "empty value for dtype="),
+    (f"{IDENTITY} dtype=float16 dtype=float32  # r", "dtype= given twice"),
+    (f"{IDENTITY}:Dropout  # r", "clause-id:layer:dtype"),
+    ("layer=Dropout  # r", "must start with a clause id"),
+])
+def test_malformed_line_names_file_line_and_expected_form(tmp_path, line, problem):
+    path = write(tmp_path / "xfails.txt", f"# header\n{line}\n")
+    with pytest.raises(ExpectationError) as raised:
+        load_rules(path, "xfails")
+    message = str(raised.value)
+    assert f"{path}:2" in message and problem in message and "expected a line of the form" in message
+    assert "\n" not in message
+
+
+# -- a run with failures, expected failures, skips and unsupported items ---------------
+
+@pytest.fixture(scope="module")
+def gated_run(backends, tmp_path_factory):
+    """eval-scales fails dropout.eval.identity; the xfails file accepts it for float16
+    only, expects a failure of a passing item, and has a line that matches nothing."""
+    directory = tmp_path_factory.mktemp("gated")
+    xfails = write(directory / "xfails.txt", f"""\
+        {IDENTITY}  dtype=float16 backend=eval-scales  # known: eval mode scales
+        {P_ZERO}:Dropout:float32  # listed, but it passes
+        dropout.no-such-clause  # a typo
+        {IDENTITY}  backend=torch  # for another backend: not applied, not warned about
+        """)
+    skips = write(directory / "skips.txt", f"{P_ZERO}  dtype=float64  # too slow here\n")
+    result = run_suite("--backend", "gate_backends:EvalScales", "-k", SELECTION,
+                       "--xfails-file", str(xfails), "--skips-file", str(skips),
+                       "--conformance-json", str(directory / "out" / "report.json"),
+                       "--conformance-md", str(directory / "out" / "report.md"),
+                       "--junitxml", str(directory / "junit.xml"), backends=backends)
+    report = json.loads((directory / "out" / "report.json").read_text())
+    return result, report, (directory / "out" / "report.md").read_text(), directory
+
+
+def test_gated_run_statuses(gated_run):
+    result, report, _, _ = gated_run
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert statuses(report) == {
+        f"{IDENTITY}:Dropout:float16": "xfailed",
+        f"{IDENTITY}:Dropout:bfloat16": "unsupported",
+        f"{IDENTITY}:Dropout:float32": "failed",
+        f"{IDENTITY}:Dropout:float64": "failed",
+        f"{P_ZERO}:Dropout:float16": "passed",
+        f"{P_ZERO}:Dropout:bfloat16": "unsupported",
+        f"{P_ZERO}:Dropout:float32": "now-passing",
+        f"{P_ZERO}:Dropout:float64": "skipped",
+    }
+    assert report["totals"]["failed"] == 2 and report["totals"]["now-passing"] == 1
+    assert report["run"]["complete"] is True and report["passed"] is False
+
+
+def test_gated_run_terminal_summary_and_warning(gated_run):
+    result, _, _, directory = gated_run
+    assert "2 passed" not in result.stdout.split("nnconform conformance summary")[0]
+    summary = result.stdout.split("nnconform conformance summary")[1]
+    assert "1 passed, 2 failed, 1 xfailed, 1 now-passing, 1 skipped, 2 unsupported" in summary
+    assert f"FAILED {IDENTITY}:Dropout:float32: [{IDENTITY}]" in summary
+    assert f"NOW PASSING {P_ZERO}:Dropout:float32: remove it from the xfails file" in summary
+    warnings = [line for line in result.stdout.splitlines() if "UnmatchedExpectationWarning:" in line]
+    assert len(warnings) == 1 and f"{directory / 'xfails.txt'}:3: 'dropout.no-such-clause'" in warnings[0]
+
+
+def test_report_json_matches_the_schema_and_carries_evidence(gated_run):
+    _, report, _, directory = gated_run
+    jsonschema.validate(report, SCHEMA)
+    assert report["backend"]["name"] == "eval-scales" and report["backend"]["spec"] == "gate_backends:EvalScales"
+    assert report["run"]["seed"] == 1 and report["run"]["max_examples"] == 3
+    assert report["dtypes"]["by_layer"] == {"Dropout": ["float16", "bfloat16", "float32", "float64"]}
+    by_id = {item["id"]: item for item in report["items"]}
+    failed = by_id[f"{IDENTITY}:Dropout:float32"]
+    assert failed["message"].startswith(f"[{IDENTITY}] output differs from the input")
+    assert "--seed 1" in failed["reproduce"] and f"-k {IDENTITY}:Dropout:float32" in failed["reproduce"]
+    assert failed["examples"] >= 1 and failed["seconds"] >= 0
+    assert by_id[f"{P_ZERO}:Dropout:float64"]["reason"] == f"skips file {directory / 'skips.txt'}:1: too slow here"
+    assert by_id[f"{IDENTITY}:Dropout:bfloat16"]["reason"].startswith("not supported by backend")
+    clause = next(clause for clause in report["clauses"] if clause["id"] == IDENTITY)
+    assert clause["status"] == "failed" and clause["items"]["Dropout:float16"] == "xfailed"
+
+
+def test_statistical_items_report_alpha_n_and_statistic(tmp_path):
+    path = tmp_path / "report.json"
+    result = run_suite("--backend", "reference", "-k", "dropout.train.drop-rate:Dropout:float32",
+                       "--conformance-json", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(path.read_text())
+    jsonschema.validate(report, SCHEMA)
+    (item,) = report["items"]
+    assert item["statistical"] and len(item["statistics"]) == item["examples"] >= 1
+    evidence = item["statistics"][0]
+    assert 0 < evidence["alpha"] <= report["suite"]["false_alarm_budget"] and evidence["n"] > 0
+    assert {"test", "statistic", "p_value", "expected", "observed"} <= set(evidence)
+
+
+def test_markdown_lists_failures_first_then_the_clause_table(gated_run):
+    _, _, markdown, _ = gated_run
+    assert markdown.startswith("## nnconform conformance: ❌ failed")
+    assert "| ❌ failed | 2 |" in markdown and "| **total** | **8** |" in markdown
+    failures = markdown.index("### Failures (2)")
+    assert failures < markdown.index("### Clauses by layer")
+    assert f"- ❌ **failed** `{IDENTITY}:Dropout:float32`: [{IDENTITY}]" in markdown
+    assert f"| `{IDENTITY}` | f16🟡 bf16🚫 f32❌ f64❌ |" in markdown
+    assert f"- 🎉 `{P_ZERO}:Dropout:float32`" in markdown
+
+
+def test_junit_xml_names_carry_clause_ids(gated_run):
+    _, _, _, directory = gated_run
+    assert f'name="test_conformance[{IDENTITY}:Dropout:float32]"' in (directory / "junit.xml").read_text()
+
+
+def test_strict_xfails_turns_now_passing_into_a_failed_run(tmp_path):
+    xfails = write(tmp_path / "xfails.txt", f"{P_ZERO}:Dropout:float32  # listed, but it passes\n")
+    path = tmp_path / "report.json"
+    base = ("--backend", "reference", "-k", f"{P_ZERO}:Dropout:float32", "--xfails-file", str(xfails),
+            "--conformance-json", str(path))
+    lenient = run_suite(*base)
+    assert lenient.returncode == 0 and statuses(json.loads(path.read_text())) == {
+        f"{P_ZERO}:Dropout:float32": "now-passing"}
+    strict = run_suite(*base, "--strict-xfails")
+    assert strict.returncode == 1, strict.stdout
+    report = json.loads(path.read_text())
+    assert statuses(report) == {f"{P_ZERO}:Dropout:float32": "now-passing"} and report["passed"] is False
+
+
+def test_skipped_items_never_run(backends, tmp_path):
+    """eval-aborts kills the process in eval mode: only a real skip survives it."""
+    skips = write(tmp_path / "skips.txt", f"{IDENTITY}  # would abort\n")
+    path = tmp_path / "report.json"
+    result = run_suite("--backend", "gate_backends:EvalAborts", "-k", SELECTION, "--skips-file", str(skips),
+                       "--conformance-json", str(path), backends=backends)
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = statuses(json.loads(path.read_text()))
+    assert [found[f"{IDENTITY}:Dropout:{dtype}"] for dtype in ("float16", "bfloat16", "float32", "float64")] == [
+        "skipped"] * 4
+    assert found[f"{P_ZERO}:Dropout:float32"] == "passed"
+
+
+def test_k_selects_one_item_by_its_id(tmp_path):
+    path = tmp_path / "report.json"
+    result = run_suite("--backend", "reference", "-k", f"{P_ZERO}:Dropout:bfloat16", "--conformance-json", str(path))
+    assert result.returncode == 0 and list(statuses(json.loads(path.read_text()))) == [f"{P_ZERO}:Dropout:bfloat16"]
+
+
+# -- xdist, time limits and crashes -------------------------------------------------------
+
+def test_xdist_workers_merge_into_one_report(gated_run, backends, tmp_path):
+    _, serial, _, directory = gated_run
+    path = tmp_path / "report.json"
+    result = run_suite("-n", "2", "--backend", "gate_backends:EvalScales", "-k", SELECTION,
+                       "--xfails-file", str(directory / "xfails.txt"), "--skips-file", str(directory / "skips.txt"),
+                       "--conformance-json", str(path), backends=backends)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(path.read_text())
+    jsonschema.validate(report, SCHEMA)
+    assert report["run"]["workers"] == 2
+    assert statuses(report) == statuses(serial) and report["totals"] == serial["totals"]
+
+
+def test_a_hanging_item_times_out_and_the_run_goes_on(backends, tmp_path):
+    path = tmp_path / "report.json"
+    result = run_suite("--backend", "gate_backends:EvalHangs", "-k", f"{IDENTITY}:Dropout:float32 or {P_ZERO}",
+                       "--clause-timeout", "1", "--conformance-json", str(path), backends=backends)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(path.read_text())
+    jsonschema.validate(report, SCHEMA)
+    found = {item["id"]: item for item in report["items"]}
+    hung = found.pop(f"{IDENTITY}:Dropout:float32")
+    assert hung["status"] == "timed-out" and hung["message"] == (
+        f"[{IDENTITY}] timed out after 1 s (--clause-timeout): the backend did not return")
+    assert {item["status"] for item in found.values()} == {"passed"} and len(found) == 4
+    assert f"TIMED-OUT {IDENTITY}:Dropout:float32" in result.stdout
+
+
+def test_a_crashed_worker_is_reported_and_the_reports_are_written(backends, tmp_path):
+    json_path, md_path = tmp_path / "report.json", tmp_path / "report.md"
+    result = run_suite("-n", "2", "--backend", "gate_backends:EvalAborts", "-k", f"{IDENTITY}:Dropout:float32 or {P_ZERO}",
+                       "--conformance-json", str(json_path), "--conformance-md", str(md_path), backends=backends)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(json_path.read_text())
+    jsonschema.validate(report, SCHEMA)
+    found = statuses(report)
+    assert found.pop(f"{IDENTITY}:Dropout:float32") == "crashed"
+    assert set(found.values()) == {"passed"} and len(found) == 4 and report["run"]["complete"]
+    assert f"💥 **crashed** `{IDENTITY}:Dropout:float32`" in md_path.read_text()
+
+
+def test_without_xdist_a_hard_crash_leaves_a_partial_report(backends, tmp_path):
+    json_path, md_path = tmp_path / "report.json", tmp_path / "report.md"
+    result = run_suite("--backend", "gate_backends:EvalAborts", "-k", f"{P_ZERO}:Dropout:float32 or {IDENTITY}",
+                       "--conformance-json", str(json_path), "--conformance-md", str(md_path), backends=backends)
+    assert result.returncode not in (0, 1), result.stdout
+    report = json.loads(json_path.read_text())
+    jsonschema.validate(report, SCHEMA)
+    assert report["run"]["complete"] is False and report["run"]["exit_status"] is None
+    found = statuses(report)
+    running = [key for key, status in found.items() if status == "running"]
+    assert running == [f"{IDENTITY}:Dropout:float16"]
+    assert found[f"{P_ZERO}:Dropout:float32"] in ("passed", "not-run") and "not-run" in found.values()
+    assert f"Running when it ended: `{IDENTITY}:Dropout:float16`" in md_path.read_text()
+
+
+# -- profiles ------------------------------------------------------------------------------
+
+def test_ci_environment_selects_the_ci_profile(tmp_path):
+    path = tmp_path / "report.json"
+    args = ("--backend", "reference", "-k", f"{P_ZERO}:Dropout:float32", "--conformance-json", str(path))
+    in_ci = run_suite(*args, env={"CI": "true"})
+    assert in_ci.returncode == 0, in_ci.stdout + in_ci.stderr
+    run = json.loads(path.read_text())["run"]
+    assert (run["profile"], run["profile_source"]) == ("ci", "CI environment variable")
+    run_suite(*args, "--conformance-profile", "dev", env={"CI": "true"})
+    run = json.loads(path.read_text())["run"]
+    assert (run["profile"], run["profile_source"]) == ("dev", "--conformance-profile")
+
+
+# -- bad arguments: one line each, before any test ---------------------------------------
+
+def test_unknown_backend_lists_the_available_ones():
+    line = one_line_error(run_suite("-n", "2", "--backend", "no-such-backend"))
+    assert "unknown backend 'no-such-backend'" in line and "reference, torch" in line
+
+
+def test_unreadable_xfails_file(tmp_path):
+    line = one_line_error(run_suite("--backend", "reference", "--xfails-file", str(tmp_path / "missing.txt")))
+    assert f"cannot read xfails file '{tmp_path / 'missing.txt'}'" in line
+
+
+def test_malformed_xfails_line_names_the_line(tmp_path):
+    path = write(tmp_path / "xfails.txt", f"{IDENTITY}  # fine\n{P_ZERO} float16  # a qualifier needs name=\n")
+    line = one_line_error(run_suite("--backend", "reference", "--xfails-file", str(path)))
+    assert f"xfails file {path}:2: unexpected 'float16'" in line
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_max_examples_must_be_positive(value):
+    assert "--max-examples expects a positive integer" in one_line_error(
+        run_suite("--backend", "reference", "--max-examples", value))
+
+
+def test_clause_timeout_must_be_a_number_of_seconds():
+    assert "--clause-timeout expects a number of seconds" in one_line_error(
+        run_suite("--backend", "reference", "--clause-timeout", "-1"))
+
+
+@pytest.mark.parametrize("option", ["--conformance-json", "--conformance-md"])
+def test_unwritable_report_path(tmp_path, option):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    line = one_line_error(run_suite("--backend", "reference", option, str(blocker / "report")))
+    assert f"{option} '{blocker / 'report'}' is not writable" in line
+    line = one_line_error(run_suite("--backend", "reference", option, str(tmp_path)))
+    assert f"{option} '{tmp_path}' is a directory" in line

@@ -1,0 +1,131 @@
+"""The zoo: faulty backends and correct alternatives that measure the suite.
+
+Every faulty member has one realistic fault and must fail at least one clause at
+the suite's default settings; every correct alternative must pass every clause.
+``MEMBERS`` is the committed catalogue: for each fault, the clauses it must trip
+(checked by meta_tests/test_zoo.py, which runs each fault against each of them),
+and whether it only shows on particular inputs, so the zoo also measures how well
+the generators search. Run one member with
+``pytest --backend meta_tests.zoo.MODULE:Class``; run them all with
+``python meta_tests/kill_report.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KINDS = ("scale", "rate", "randomness", "mode", "running statistics", "numerics", "layout", "dtype",
+         "state and API", "errors", "gradients")
+
+
+@dataclass(frozen=True)
+class Member:
+    target: str                 # module:Class under meta_tests.zoo
+    family: str                 # the spec family it touches: the run is restricted to it
+    kind: str = ""              # a KINDS entry for faults; "" for a correct alternative
+    trips: tuple[str, ...] = ()  # clause ids this fault must fail (the committed mapping)
+    trigger: str = ""           # the particular inputs it needs, "" when any input shows it
+    subset: bool = False        # part of the CI subset
+
+    @property
+    def backend(self) -> str:
+        return f"meta_tests.zoo.{self.target}"
+
+    @property
+    def is_fault(self) -> bool:
+        return bool(self.kind)
+
+
+def _fault(target, kind, trips, trigger="", subset=False, family=None):
+    family = family or ("dropout" if trips[0].startswith("dropout") else "batchnorm")
+    return Member(target, family, kind, tuple(trips), trigger, subset)
+
+
+def _alternative(target, family):
+    return Member(target, family, subset=True)
+
+
+FAULTS = [
+    _fault("scale:NoScale", "scale", ["dropout.train.survivor-scale", "dropout.train.mask-values",
+                                      "dropout.train.mean-preservation"], subset=True),
+    _fault("scale:ScaleByKeepProbability", "scale", ["dropout.train.survivor-scale"]),
+    _fault("scale:ScaleByInverseRate", "scale", ["dropout.train.survivor-scale"], trigger="p != 0.5"),
+    _fault("scale:ScaleHeldInHalf", "scale", ["dropout.train.survivor-scale"], trigger="float32/float64, p with an inexact half scale"),
+    _fault("scale:LargeTensorUnscaled", "scale", ["dropout.train.mean-preservation"], trigger="tensors over 10,000 units", subset=True),
+    _fault("rate:PReadAsKeepProbability", "rate", ["dropout.train.drop-rate"], trigger="p != 0.5", subset=True),
+    _fault("rate:RateOffByTwoPercent", "rate", ["dropout.train.drop-rate"]),
+    _fault("rate:HighRateClamped", "rate", ["dropout.train.drop-rate"], trigger="p > 0.9"),
+    _fault("rate:PZeroMeansDefault", "rate", ["dropout.edge.p-zero"], trigger="p = 0"),
+    _fault("rate:POneDisablesDropout", "rate", ["dropout.edge.p-one"], trigger="p = 1"),
+    _fault("rate:POneGivesNaN", "rate", ["dropout.edge.p-one"], trigger="p = 1"),
+    _fault("randomness:MaskSharedAcrossBatch", "randomness", ["dropout.train.batch-independence"], subset=True),
+    _fault("randomness:MaskSharedAcrossCalls", "randomness", ["dropout.train.call-independence"]),
+    _fault("randomness:MaskSharedAcrossPositions", "randomness", ["dropout.train.serial-independence"]),
+    _fault("randomness:ChannelDropout", "randomness", ["dropout.train.serial-independence"], trigger="rank >= 3"),
+    _fault("randomness:PeriodicGenerator", "randomness", ["dropout.train.serial-independence"],
+           trigger="tensors over 4,096 units", subset=True),
+    _fault("randomness:FixedCountPerCall", "randomness", ["dropout.train.dispersion"], subset=True),
+    _fault("randomness:DeterministicPattern", "randomness", ["dropout.train.call-independence"]),
+    _fault("randomness:FirstUnitNeverDropped", "randomness", ["dropout.train.position-uniformity"]),
+    _fault("randomness:AntitheticHalves", "randomness", ["dropout.train.serial-independence"]),
+    _fault("mode:DropoutEvalStillDrops", "mode", ["dropout.eval.identity"], subset=True),
+    _fault("mode:DropoutEvalRescales", "mode", ["dropout.eval.identity"]),
+    _fault("mode:BatchNormEvalUsesBatchStats", "mode", ["batchnorm.eval.output"]),
+    _fault("mode:BatchNormEvalUpdatesStats", "mode", ["batchnorm.eval.frozen-stats"], subset=True),
+    _fault("mode:BatchNormTrainUsesRunningStats", "mode", ["batchnorm.train.output"]),
+    _fault("mode:UntrackedEvalUsesInitialStats", "mode", ["batchnorm.untracked"]),
+    _fault("mode:DropoutEvalLatches", "mode", ["dropout.mode.switching"], trigger="train after eval"),
+    _fault("mode:BatchNormFrozenAfterEval", "mode", ["batchnorm.mode.switching"], trigger="train after eval"),
+    _fault("running_stats:BiasedRunningVariance", "running statistics", ["batchnorm.train.running-update"], subset=True),
+    _fault("running_stats:InvertedMomentum", "running statistics", ["batchnorm.train.running-update"]),
+    _fault("running_stats:MomentumNoneIgnored", "running statistics", ["batchnorm.train.cumulative-average"]),
+    _fault("running_stats:CumulativeAverageOffByOne", "running statistics", ["batchnorm.train.cumulative-average"]),
+    _fault("running_stats:BatchesNotTracked", "running statistics", ["batchnorm.train.batches-tracked"]),
+    _fault("running_stats:RunningVarStartsAtZero", "running statistics", ["batchnorm.init.running-stats"]),
+    _fault("running_stats:RunningVarTakesStd", "running statistics", ["batchnorm.train.running-update"]),
+    _fault("numerics:EpsOutsideSqrt", "numerics", ["batchnorm.train.output"], trigger="tiny variance or large eps", subset=True),
+    _fault("numerics:EpsMissing", "numerics", ["batchnorm.train.output"], trigger="tiny variance"),
+    _fault("numerics:OnePassVariance", "numerics", ["batchnorm.train.output"], trigger="large-mean inputs", subset=True),
+    _fault("numerics:UnbiasedVarianceNormalizes", "numerics", ["batchnorm.train.output"]),
+    _fault("numerics:HalfPrecisionRsqrt", "numerics", ["batchnorm.train.output"], trigger="float32/float64"),
+    _fault("layout:ChannelAxisFoundBySize", "layout", ["batchnorm.train.output"], trigger="batch size equal to channels", subset=True),
+    _fault("layout:ChannelsLastGuessed", "layout", ["batchnorm.train.output"], trigger="last axis equal to channels"),
+    _fault("layout:FortranOrderReshape", "layout", ["batchnorm.train.output"], trigger="rank >= 3"),
+    _fault("layout:StridesIgnored", "layout", ["batchnorm.train.output"], trigger="strided or channels-last inputs"),
+    _fault("dtype:DropoutHalfReturnsFloat32", "dtype", ["dropout.output.shape-dtype"], trigger="float16/bfloat16"),
+    _fault("dtype:BatchNormHalfReturnsFloat32", "dtype", ["batchnorm.output.shape-dtype"], trigger="float16/bfloat16"),
+    _fault("dtype:HalfPrecisionAccumulation", "dtype", ["batchnorm.train.output"], trigger="float16/bfloat16", subset=True),
+    _fault("dtype:DropoutFloat64ComputedInFloat32", "dtype", ["dropout.train.survivor-scale"], trigger="float64"),
+    _fault("dtype:BatchNormFloat64ComputedInFloat32", "dtype", ["batchnorm.train.output"], trigger="float64"),
+    _fault("state_api:AffineFalseKeepsParameters", "state and API", ["batchnorm.init.no-affine"], subset=True),
+    _fault("state_api:WeightAndBiasSwapped", "state and API", ["batchnorm.train.output"]),
+    _fault("state_api:WeightInitUniform", "state and API", ["batchnorm.init.affine"]),
+    _fault("state_api:AffineNotTrainable", "state and API", ["batchnorm.init.affine"]),
+    _fault("state_api:UntrackedKeepsBuffers", "state and API", ["batchnorm.untracked"]),
+    _fault("state_api:InplaceIgnored", "state and API", ["dropout.inplace"], trigger="inplace=True", subset=True),
+    _fault("state_api:InputModifiedWhenNotInplace", "state and API", ["dropout.inplace"], trigger="inplace=False"),
+    _fault("errors:InvalidRateClamped", "errors", ["dropout.init.p-range"], subset=True),
+    _fault("errors:RateAboveOneAccepted", "errors", ["dropout.init.p-range"], trigger="p > 1"),
+    _fault("errors:SingleValueAccepted", "errors", ["batchnorm.train.single-value-error"], subset=True),
+    _fault("errors:SingleValueWrongError", "errors", ["batchnorm.train.single-value-error"]),
+    _fault("gradients:DropoutBackwardIgnoresMask", "gradients", ["dropout.grad.mask"], subset=True),
+    _fault("gradients:DropoutBackwardRedrawsMask", "gradients", ["dropout.grad.mask"]),
+    _fault("gradients:DropoutBackwardUnscaled", "gradients", ["dropout.grad.mask"], trigger="0 < p < 1"),
+    _fault("gradients:BatchNormBackwardStatsConstant", "gradients", ["batchnorm.grad.reference"], subset=True),
+    _fault("gradients:BatchNormWeightGradFromInput", "gradients", ["batchnorm.grad.reference"], trigger="affine=True"),
+    _fault("gradients:BatchNormEvalBackwardThroughBatchStats", "gradients", ["batchnorm.grad.reference"], trigger="eval mode"),
+]
+
+ALTERNATIVES = [
+    _alternative("alternatives:Baseline", "dropout"),
+    _alternative("alternatives:Baseline", "batchnorm"),
+    _alternative("alternatives:PhiloxStream", "dropout"),
+    _alternative("alternatives:Float64Internals", "dropout"),
+    _alternative("alternatives:Float64Internals", "batchnorm"),
+    _alternative("alternatives:ReorderedOperations", "dropout"),
+    _alternative("alternatives:ReorderedOperations", "batchnorm"),
+    _alternative("alternatives:ChannelsLastInternally", "batchnorm"),
+    _alternative("alternatives:TorchChannelsLast", "batchnorm"),
+]
+
+MEMBERS = FAULTS + ALTERNATIVES
