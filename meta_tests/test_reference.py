@@ -223,7 +223,7 @@ def batchnorm_scenarios(draw):
     return layer, shape, p, loc, scale, modes, seed
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@settings(max_examples=80, deadline=None, derandomize=True, database=None)
 @given(scenario=batchnorm_scenarios())
 def test_batchnorm_reference_matches_torch_float64(scenario):
     torch = pytest.importorskip("torch")

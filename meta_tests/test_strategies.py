@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from nnconform.checks import CHECKS, CheckContext
 from nnconform.checks.context import ClauseFailure
@@ -50,7 +51,7 @@ def reach(clause, layer, condition, what, dtype=None) -> Case:
     """A drawn case satisfying condition, or a failure naming what was not reached."""
     try:
         return find(cases(clause, layer, dtype), condition, settings=FIND)
-    except Exception as error:  # NoSuchExample, or Unsatisfiable
+    except (NoSuchExample, Unsatisfiable) as error:
         pytest.fail(f"{clause.id} on {layer}: the generator never drew {what} ({type(error).__name__})")
 
 

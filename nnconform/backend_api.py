@@ -21,9 +21,20 @@ A built Layer has:
         # running_mean, running_var, num_batches_tracked, weight, bias; None where absent
     trainable: frozenset[str]   # optional: names in state() that are trainable parameters
 
+and, when the backend declares ``autograd=True``:
+
+    requires_grad: bool         # set to True by the suite before the forward calls it differentiates
+    def backward(self, grad_output: numpy.ndarray) -> dict[str, numpy.ndarray | None]
+        # gradients of the LAST forward call: {"input": ..., "weight": ..., "bias": ...}, None where absent
+
 Arrays cross the boundary as numpy arrays; bfloat16 is ``ml_dtypes.bfloat16``. A
 layer's output keeps the dtype it computed in, so that dtype preservation is
-testable. When a layer runs in place, it writes into the numpy array it was given.
+testable. Inputs may be non-contiguous (strided views, channels-last). When a layer
+runs in place, it writes into the numpy array it was given.
+
+A clause outside the declared Capabilities is reported as "not supported by backend"
+and counted separately; docs/backend-api.md has the full guide and a worked example
+(examples/numpy_backend.py).
 """
 
 from __future__ import annotations

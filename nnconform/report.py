@@ -57,6 +57,9 @@ def ensure_writable(path: str | os.PathLike, option: str) -> Path:
     target = Path(path).absolute()
     if target.is_dir():
         raise ReportPathError(f"{option} {str(path)!r} is a directory; expected a file path")
+    existing = next(parent for parent in target.parents if parent.exists())
+    if not existing.is_dir():
+        raise ReportPathError(f"{option} {str(path)!r} is not writable: {str(existing)!r} is not a directory")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"):
@@ -111,7 +114,7 @@ def build_document(summary: ConformanceSummary, items_by_id: dict, meta: dict, *
     totals = {status: 0 for status in STATUSES}
     for entry in items:
         totals[entry["status"]] += 1
-    run = dict(meta["run"], started=started_at, finished=_now() if complete or exit_status is not None else None,
+    run = dict(meta["run"], started=started_at, finished=_now() if exit_status is not None else None,
                seconds=round(time.monotonic() - started, 3), complete=complete, exit_status=exit_status)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -241,7 +244,12 @@ class ReportWriter:
         summary.listeners.append(self.write_partial)
 
     def write_partial(self) -> None:
-        self._write(complete=False, exit_status=None)
+        """Best effort: a failed partial write (a full disk) must not stop the run; the
+        final write reports its own error."""
+        try:
+            self._write(complete=False, exit_status=None)
+        except OSError:
+            pass
 
     def pytest_sessionfinish(self, session, exitstatus):
         unfinished = {"running", "not-run"} & set(self.summary.statuses().values())
@@ -250,12 +258,11 @@ class ReportWriter:
     def _write(self, *, complete: bool, exit_status: int | None) -> None:
         if self.meta is None:
             self.meta = self.describe()
-            if self.meta is None:
-                return
         document = build_document(self.summary, self.items_by_id, self.meta, complete=complete,
                                   exit_status=exit_status, started=self.started, started_at=self.started_at)
         if self.json_path:
-            write_atomic(self.json_path, json.dumps(document, indent=1, allow_nan=False, default=_jsonable) + "\n")
+            indent = 1 if exit_status is not None else None  # partial reports: compact, as they are rewritten often
+            write_atomic(self.json_path, json.dumps(document, indent=indent, allow_nan=False, default=str) + "\n")
         if self.md_path:
             write_atomic(self.md_path, render_markdown(document))
 
@@ -275,10 +282,3 @@ def _finite(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
-
-
-def _jsonable(value):
-    """numpy scalars in statistics evidence, and anything else, as plain JSON values."""
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)

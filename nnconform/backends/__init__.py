@@ -80,7 +80,7 @@ def validate_backend(spec: str, backend) -> None:
     missing = [name for name in ("name", "capabilities", "build") if not hasattr(backend, name)]
     if missing:
         raise BackendError(f"backend {spec!r}: {type(backend).__name__} is missing {missing}; "
-                           "see the backend API in the README")
+                           "see the backend API in docs/backend-api.md")
     if not callable(backend.build):
         raise BackendError(f"backend {spec!r}: build must be callable")
     if not isinstance(backend.capabilities, Capabilities):
