@@ -7,6 +7,7 @@ built layers through a real conformance run, where they fail the clauses.
 
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -207,3 +208,34 @@ def test_torch_cuda_without_a_gpu_skips_everything_with_one_reason():
     reasons = {line.split(": ", 1)[1] for line in result.stdout.splitlines() if line.startswith("SKIPPED [")}
     assert reasons == {"backend 'torch-cuda' unavailable: no CUDA device is available to torch on this machine"}
     assert f"{len(all_items(load_specs()))} skipped" in result.stdout
+
+
+LAYOUT_BLIND = """
+import numpy as np
+from examples.numpy_backend import NumpyBackend
+
+def as_if_c_contiguous(x):
+    # what a kernel that takes the data pointer and assumes C order reads
+    strides = tuple(int(np.prod(x.shape[i + 1:])) * x.itemsize for i in range(x.ndim))
+    return np.lib.stride_tricks.as_strided(x, x.shape, strides).copy()
+
+class Backend(NumpyBackend):
+    name = "layout-blind"
+    def build(self, layer, params, dtype):
+        built = super().build(layer, params, dtype)
+        forward = built.forward
+        built.forward = lambda x: forward(as_if_c_contiguous(x))
+        return built
+"""
+
+
+def test_a_backend_that_assumes_contiguous_inputs_fails_the_layout_clauses(user_module):
+    directory = user_module("layoutblind", LAYOUT_BLIND)
+    result = run_suite(directory, "layoutblind:Backend", "-k", "batchnorm.train.output:BatchNorm2d:float32 "
+                       "or dropout.eval.identity:Dropout:float64", "--max-examples", "20")
+    out = result.stdout
+    assert result.returncode == 1, out
+    assert "2 failed" in out, out
+    assert "[batchnorm.train.output] output after train call 1 differs from the float64 reference" in out
+    assert "[dropout.eval.identity] output differs from the input" in out
+    assert re.search(r"Draw \d+ \(layout\): '(strided|channels-last)'", out), out

@@ -111,14 +111,13 @@ def pytest_configure(config):
     settings.load_profile(profile)
     raw_examples = config.getoption("max_examples")
     max_examples = _positive_int(raw_examples) if raw_examples is not None else settings.default.max_examples
-    st = _State(config, specs, profile, max_examples)
-    st.profile_source = profile_source
-    st.clause_timeout = _seconds(config.getoption("clause_timeout"))
+    clause_timeout = _seconds(config.getoption("clause_timeout"))
     try:
-        st.xfails = _rules(config, "xfails_file", "xfails")
-        st.skips = _rules(config, "skips_file", "skips")
+        xfails, skips = _rules(config, "xfails_file", "xfails"), _rules(config, "skips_file", "skips")
     except ExpectationError as error:
         raise pytest.UsageError(str(error)) from None
+    st = _State(config, specs, profile, max_examples, profile_source=profile_source,
+                clause_timeout=clause_timeout, xfails=xfails, skips=skips)
     config.stash[_STATE] = st
     if hasattr(config, "workerinput"):
         return
@@ -185,11 +184,10 @@ def pytest_configure_node(node):
 
 
 class _State:
-    def __init__(self, config, specs, profile, max_examples):
+    def __init__(self, config, specs, profile, max_examples, *, profile_source, clause_timeout, xfails, skips):
         self.config, self.specs, self.profile, self.max_examples = config, specs, profile, max_examples
-        self.profile_source = "default"
-        self.clause_timeout = DEFAULT_CLAUSE_TIMEOUT
-        self.xfails, self.skips = [], []
+        self.profile_source, self.clause_timeout = profile_source, clause_timeout
+        self.xfails, self.skips = xfails, skips
         explicit = config.getoption("seed")
         worker = getattr(config, "workerinput", {})
         if explicit is not None:

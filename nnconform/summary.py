@@ -21,6 +21,7 @@ STATUSES = ("passed", "failed", "crashed", "timed-out", "xfailed", "now-passing"
 FAILING = ("failed", "crashed", "timed-out")
 UNSUPPORTED_PREFIX = "not supported by backend"
 TIMED_OUT_ATTRIBUTE = "nnconform_timed_out"
+STRICT_XPASS = "[XPASS(strict)] "  # pytest's failure text for an xfail that passed under strict=True
 _EXCEPTION_NAME = re.compile(r"^[\w.]+: (?=\[)")
 _REPRODUCE = re.compile(r"^E?\s*reproduce with: (.+?)\s*$", re.MULTILINE)
 
@@ -45,7 +46,7 @@ def status_of(report) -> str | None:
             return "timed-out"
         if "worker" in text.lower() and "crashed" in text.lower():
             return "crashed"
-        if text.startswith("[XPASS(strict)]"):
+        if text.startswith(STRICT_XPASS):
             return "now-passing"
         return "failed"
     if report.when == "call":
@@ -84,7 +85,7 @@ class ConformanceSummary:
     def __init__(self, config):
         self.config = config
         self.outcomes: dict[str, Outcome] = {}
-        self.collected: list[str] = []
+        self.collected: dict[str, None] = {}  # item ids in collection order
         self.listeners = []
 
     # -- pytest hooks ------------------------------------------------------------------
@@ -115,7 +116,7 @@ class ConformanceSummary:
         if status in ("skipped", "unsupported"):
             outcome.reason = skip_reason(report)
         if status in ("xfailed", "now-passing"):
-            outcome.reason = getattr(report, "wasxfail", "") or one_line(report)
+            outcome.reason = getattr(report, "wasxfail", "") or str(report.longrepr).removeprefix(STRICT_XPASS)
         if status == "now-passing":
             outcome.message = f"now passing, remove it from the xfails file ({outcome.reason})"
 
@@ -150,7 +151,7 @@ class ConformanceSummary:
         for nodeid in nodeids:
             key = item_id(nodeid)
             if is_conformance(nodeid) and key not in self.collected:
-                self.collected.append(key)
+                self.collected[key] = None
                 added = True
         if added:
             self._changed()
