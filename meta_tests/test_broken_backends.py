@@ -58,7 +58,8 @@ def run_suite(tmp_path: Path, module: str, *args: str) -> Run:
                "--backend", f"meta_tests.broken.{module}:Backend", "-q", "-p", "no:cacheprovider",
                "--max-examples", "3", "--seed", SEED,
                "--conformance-json", str(json_path), "--conformance-md", str(md_path), *args]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_XDIST")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_LIMIT_S)
     return Run(done.returncode, done.stdout + done.stderr,
                json.loads(json_path.read_text()) if json_path.exists() else None,

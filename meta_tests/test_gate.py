@@ -16,13 +16,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import jsonschema  # the "test" extra: pip install -e '.[test]'
 import pytest
 
 from nnconform.expectations import ExpectationError, load_rules, unmatched
 from nnconform.items import all_items
 from nnconform.spec import load_specs
-
-jsonschema = pytest.importorskip("jsonschema", reason="install the test extra: pip install -e '.[test]'")
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
