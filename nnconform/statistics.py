@@ -198,7 +198,13 @@ def drop_rate_test(dropped: np.ndarray, p: float, alpha: float) -> StatVerdict:
         raise ValueError("empty mask")
     if p in (0.0, 1.0):
         return _degenerate(name, p, [d], n)
-    pv = float(stats.binomtest(k, n, p).pvalue)
+    try:
+        pv = float(stats.binomtest(k, n, p).pvalue)
+    except OverflowError:
+        # boost's binomial pmf overflows for p within a few hundred ulps of the smallest
+        # normal double (about 6e-309 to 2e-306) once n >= ~1000. There n*p < 1e-300, so
+        # the pmf decreases from k = 0 and the minimum-likelihood p-value is P(K >= k).
+        pv = 1.0 if k == 0 else float(_binom.sf(k - 1, n, p))
     lo, hi = _minlike_interval(n, p, alpha)
     return StatVerdict(name, pv > alpha, alpha, n, k / n, pv, f"drop rate {p:g}",
                        f"drop rate {k / n:.6g} ({k}/{n})", (lo / n, hi / n))
