@@ -268,6 +268,10 @@ def render_markdown(report: dict) -> str:
             f"{', '.join(f'`{c}`' for c in m['caught_by']) or '—'} | {m['status']} |" for m in faults]
     out += ["", "## Correct alternatives", "", "| alternative | family | status | what differs |", "|---|---|---|---|"]
     out += [f"| `{m['name']}` | {m['family']} | {m['status']} | {m['description']} |" for m in alternatives]
+    if report["false_alarms"]:
+        out += ["", "## False alarms", "", "A clause that fails a correct alternative is wrong, or its tolerance is.", ""]
+        out += [f"- `{a['alternative']}` ({a['family']}), `{clause}`: {message}"
+                for a in report["false_alarms"] for clause, message in a["messages"].items()]
     return "\n".join(out) + "\n"
 
 
@@ -280,12 +284,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", metavar="PATH", help="also write the Markdown summary (docs/kill-report.md)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the suite's --seed for every run")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="members run in parallel")
+    parser.add_argument("--from-json", metavar="PATH", help="render a saved JSON report instead of running")
     parser.add_argument("--worker", nargs=2, metavar=("BACKEND", "FAMILY"), help=argparse.SUPPRESS)
     parser.add_argument("--keyword", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return run_worker(*args.worker, args.keyword, args.seed, args.out)
+    if args.from_json:
+        report = json.loads(Path(args.from_json).read_text())
+        print(render_text(report))
+        if args.markdown:
+            Path(args.markdown).write_text(render_markdown(report))
+        return 0
     members = [m for m in MEMBERS if m.subset or not args.subset]
     started = time.perf_counter()
     results = run_members(members, args.seed, args.jobs, subset_clauses if args.subset else lambda member: None)

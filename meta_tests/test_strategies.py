@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
@@ -18,7 +19,6 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from nnconform.checks import CHECKS, CheckContext
-from nnconform.checks.context import ClauseFailure
 from nnconform.dtypes import numpy_dtype
 from nnconform.items import all_items
 from nnconform.spec import load_specs
@@ -120,7 +120,7 @@ def _profiles_of(clause) -> list[str]:
 @pytest.mark.parametrize("clause", [c for c in SPECS.clauses if _profiles_of(c)], ids=lambda c: c.id)
 def test_offset_and_tiny_variance_profiles_are_drawn(clause):
     for profile in _profiles_of(clause):
-        loc, scale = VALUE_PROFILES[profile]
+        loc, scale, _ = VALUE_PROFILES[profile]
         case = reach(clause, clause.layers[0], lambda c: c.values == profile and math.prod(c.shape) >= 50,
                      f"the {profile} profile on 50+ units", dtype="float64")
         x = case.batch(0)
@@ -226,11 +226,10 @@ class _RecordingReference:
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_the_reference_is_computed_from_the_input_rounded_to_the_dtype(dtype):
-    """Around 1e4, float16 values are 8 apart (bfloat16's 64), so an offset batch with
-    standard deviation 1 rounds to (nearly) one value: its variance collapses. Judged
-    against the unrounded draw, a perfect layer would fail. The check gives the
-    backend the rounded batch and the reference those same values, so the float64
-    reference passes, and a layer that sees the unrounded draw instead is caught."""
+    """Around 1e4, float16 values are 8 apart (bfloat16's 64), so rounding an offset
+    batch moves every value by up to half a step. Judged against the unrounded draw, a
+    perfect layer would be blamed for that. The check gives the backend the rounded
+    batch and the reference those same values, so the float64 reference passes."""
     clause = SPECS.by_id("batchnorm.train.running-update")
     case = Case("BatchNorm1d", dtype, "train",
                 {"num_features": 3, "eps": 1e-5, "momentum": 0.1, "affine": True, "track_running_stats": True},
@@ -241,22 +240,8 @@ def test_the_reference_is_computed_from_the_input_rounded_to_the_dtype(dtype):
     assert x.dtype == numpy_dtype(dtype)
     np.testing.assert_array_equal(backend.received[0].astype(np.float64), x.astype(np.float64))
 
-    loc, scale = VALUE_PROFILES["offset"]
-    unrounded = loc + scale * np.random.default_rng([case.value_seed, 0]).standard_normal(case.shape)
-    assert x.astype(np.float64).var(axis=0).max() < 0.2 < unrounded.var(axis=0).min(), "the rounding does not matter here"
+    loc, scale, steps = VALUE_PROFILES["offset"]
+    spread = max(scale, steps * float(ml_dtypes.finfo(numpy_dtype(dtype)).eps) * 8192)
+    unrounded = loc + spread * np.random.default_rng([case.value_seed, 0]).standard_normal(case.shape)
+    assert np.abs(x.astype(np.float64) - unrounded).max() > 1.0, "the rounding does not matter here"
 
-    class UnroundedBackend(_RecordingReference):
-        """A layer that normalizes the unrounded draw in place of what it was given."""
-        def build(self, layer, params, dtype_name):
-            built = self._inner.build(layer, params, dtype_name)
-
-            class Layer:
-                def __getattr__(self, name):
-                    return getattr(built, name)
-
-                def forward(self, received):
-                    return built.forward(unrounded).astype(received.dtype)
-            return Layer()
-
-    with pytest.raises(ClauseFailure, match=r"batchnorm.train.running-update.*running_var"):
-        CHECKS["close-to-reference"](CheckContext(clause, case, UnroundedBackend()))

@@ -7,19 +7,22 @@ choices: the parameters, the shape, the value profile and the seeds.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from nnconform.dtypes import numpy_dtype
+from nnconform.dtypes import dtype_eps, numpy_dtype
 from nnconform.spec import Clause, Domain
 
-# Value profiles: (location, scale) of the normally distributed input values. The
-# offset profile puts the mean near 1e4, where float16 values are 8 apart; the
-# tiny-variance profile makes the batch variance far smaller than eps.
-VALUE_PROFILES = {"standard": (0.0, 1.0), "offset": (1.0e4, 1.0), "tiny-variance": (1.0, 1.0e-3)}
+# Value profiles: (location, scale, minimum spread) of the normally distributed input
+# values. The offset profile puts the mean near 1e4, where float16 values are 8 apart
+# and bfloat16 values 64; its spread is at least 8 of those steps, so that rounding to
+# a 16-bit dtype does not collapse every value into one (a batch variance of zero
+# would tell nothing). The tiny-variance profile makes the batch variance far smaller
+# than eps.
+VALUE_PROFILES = {"standard": (0.0, 1.0, 0), "offset": (1.0e4, 1.0, 8), "tiny-variance": (1.0, 1.0e-3, 0)}
 SEED_MAX = 2**32 - 1
 
 
@@ -35,7 +38,6 @@ class Case:
     values: str
     value_seed: int
     seed: int
-    extra: dict = field(default_factory=dict)
     layout: str = "contiguous"
 
     def names(self) -> dict[str, float]:
@@ -46,11 +48,12 @@ class Case:
     def batch(self, index: int = 0, shape: tuple[int, ...] | None = None) -> np.ndarray:
         """The index-th input batch, rounded to the case's dtype. Deterministic in
         (value_seed, index), so the backend and the reference see the same inputs."""
-        loc, scale = VALUE_PROFILES[self.values]
+        loc, scale, steps = VALUE_PROFILES[self.values]
+        if steps and loc:
+            scale = max(scale, steps * dtype_eps(self.dtype) * 2.0 ** math.floor(math.log2(abs(loc))))
         rng = np.random.default_rng([self.value_seed, index])
         values = loc + scale * rng.standard_normal(shape or self.shape)
         return values.astype(numpy_dtype(self.dtype))
-
 
     def arrange(self, x: np.ndarray) -> np.ndarray:
         """x with the same values in the case's memory layout (vocabulary.LAYOUTS): x

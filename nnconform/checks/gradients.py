@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from nnconform.checks.context import CheckContext, check_finite, describe_positions
-from nnconform.dtypes import accumulation_eps, dtype_eps, dtype_name, numpy_dtype
+from nnconform.checks.reference_checks import compare_with_reference, state_as_float64
+from nnconform.dtypes import dtype_name, numpy_dtype
 from nnconform.reference import BACKWARDS, batch_statistics, dropout_backward
 from nnconform.reference.batchnorm import per_channel
 
@@ -72,7 +73,7 @@ def gradient_reference(ctx: CheckContext) -> None:
         ctx.forward(layer, case.warmup_batch(index))
     ctx.set_mode(layer, case.mode)
     ctx.require_grad(layer)
-    before = _as_float64(ctx.state(layer))
+    before = state_as_float64(ctx.state(layer))
     x = case.batch(warmup)
     ctx.forward(layer, x.copy())
     x64 = x.astype(np.float64)
@@ -83,14 +84,16 @@ def gradient_reference(ctx: CheckContext) -> None:
         want = BACKWARDS[case.layer](x64, before, case.params, training, grad_output.astype(np.float64))
     except Exception as error:
         ctx.fail(f"the reference could not run from the backend's state: {type(error).__name__}: {error}")
-    scales = gradient_conditioning(x64, before, case.params, training, grad_output.astype(np.float64))
+    scales = gradient_error_scales(x64, before, case.params, training, grad_output.astype(np.float64))
     for name in GRADIENTS:
         if want[name] is None:
             if grads.get(name) is not None:
                 ctx.fail(f"backward returned a {name} gradient of shape {np.shape(grads[name])}, "
                          f"but the layer has no {name} ({_where(ctx)})")
             continue
-        _compare(ctx, name, _gradient(ctx, grads, name, x if name == "input" else None), want[name], scales[name])
+        scale = scales[name]
+        compare_with_reference(ctx, f"{name} gradient ({case.mode} mode, {case.scenario['warmup']} warmup call(s))",
+                               _gradient(ctx, grads, name, x if name == "input" else None), want[name], (scale, scale))
 
 
 def _grad_output(ctx: CheckContext, x64: np.ndarray, index: int) -> np.ndarray:
@@ -104,7 +107,7 @@ def _grad_output(ctx: CheckContext, x64: np.ndarray, index: int) -> np.ndarray:
     return (1.0 + xhat + noise).astype(numpy_dtype(ctx.case.dtype))
 
 
-def gradient_conditioning(x: np.ndarray, before: dict, params: dict, training: bool, grad: np.ndarray) -> dict:
+def gradient_error_scales(x: np.ndarray, before: dict, params: dict, training: bool, grad: np.ndarray) -> dict:
     """Per gradient, the scale S of the error a conforming layer may make, so that the
     allowed error is (rounding * eps_dtype + accumulation * eps_acc) * S.
 
@@ -137,30 +140,6 @@ def _gradient(ctx: CheckContext, grads: dict, name: str, like: np.ndarray | None
         ctx.fail(f"the input gradient has shape {value.shape} and dtype {dtype_name(value.dtype)}, expected "
                  f"the input's shape {like.shape} and dtype {dtype_name(like.dtype)}")
     return value.astype(np.float64)
-
-
-def _compare(ctx: CheckContext, name: str, got: np.ndarray, want: np.ndarray, scale: np.ndarray) -> None:
-    __tracebackhide__ = True
-    if got.shape != want.shape:
-        ctx.fail(f"{name} gradient has shape {got.shape}, expected {want.shape} ({_where(ctx)})")
-    check_finite(ctx, f"{name} gradient", got, want)
-    tol = ctx.clause.tolerances[ctx.case.dtype]
-    bound = (tol.atol + tol.rtol * np.abs(want)
-             + (ctx.clause.rounding * dtype_eps(ctx.case.dtype)
-                + ctx.clause.accumulation * accumulation_eps(ctx.case.dtype)) * scale)
-    error = np.abs(got - want)
-    wrong = ~(error <= bound)
-    if wrong.any():
-        worst = np.unravel_index(np.argmax(np.where(wrong, error / np.maximum(bound, 1e-300), 0)), error.shape)
-        ctx.fail(f"{name} gradient differs from the float64 reference in {describe_positions(wrong)}; worst at "
-                 f"{tuple(map(int, worst))}: got {got[worst]:.9g}, expected {want[worst]:.9g}, |error| "
-                 f"{error[worst]:.3g} > allowed {bound[worst]:.3g} ({_where(ctx)})")
-
-
-def _as_float64(state: dict) -> dict:
-    return {name: None if value is None else (int(np.asarray(value)) if name == "num_batches_tracked"
-                                              else np.asarray(value).astype(np.float64))
-            for name, value in state.items()}
 
 
 def _where(ctx: CheckContext) -> str:

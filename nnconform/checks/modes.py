@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from nnconform.checks.context import CheckContext, check_finite, describe_positions
-from nnconform.checks.reference_checks import _as_float64, _compare, _conditioning
+from nnconform.dtypes import dtype_eps
+from nnconform.checks.reference_checks import state_as_float64, compare_with_reference, error_scales
 from nnconform.reference import STEPS, dropout_forward
 
 
@@ -38,7 +39,7 @@ def mode_switching(ctx: CheckContext) -> None:
 
 def _judge_step(ctx: CheckContext, layer, call: int, mode: str, where: str) -> None:
     case = ctx.case
-    before = _as_float64(ctx.state(layer))
+    before = state_as_float64(ctx.state(layer))
     x = case.batch(call)
     out = ctx.forward(layer, x.copy())
     after = ctx.state(layer)
@@ -48,10 +49,10 @@ def _judge_step(ctx: CheckContext, layer, call: int, mode: str, where: str) -> N
     except Exception as error:
         ctx.fail(f"the reference could not run from the backend's state before {where}: "
                  f"{type(error).__name__}: {error}")
-    conditioning = _conditioning(x64, before, case.params, mode == "train")
+    conditioning = error_scales(x64, before, case.params, mode == "train", dtype_eps(case.dtype))
     for name in ctx.clause.options["observe"]:
         got, want = (out, want_out) if name == "output" else (after.get(name), want_state[name])
-        _compare(ctx, f"{name} after {mode}-mode {where}", got, want, conditioning.get(name, (0.0, 0.0)))
+        compare_with_reference(ctx, f"{name} after {mode}-mode {where}", got, want, conditioning.get(name, (0.0, 0.0)))
 
 
 def _judge_masked(ctx: CheckContext, layer, call: int, mode: str, where: str) -> None:

@@ -63,7 +63,7 @@ def close_to_reference(ctx: CheckContext) -> None:
         ctx.forward(layer, case.warmup_batch(index))
     ctx.set_mode(layer, case.mode)
     for call, index in enumerate(range(warmup, warmup + case.scenario["calls"]), start=1):
-        before = _as_float64(ctx.state(layer))
+        before = state_as_float64(ctx.state(layer))
         x = case.batch(index)
         out = ctx.forward(layer, x.copy())
         after = ctx.state(layer)
@@ -73,13 +73,13 @@ def close_to_reference(ctx: CheckContext) -> None:
         except Exception as error:
             ctx.fail(f"the reference could not run from the backend's state before call {call}: "
                      f"{type(error).__name__}: {error}")
-        conditioning = _conditioning(x64, before, case.params, training)
+        conditioning = error_scales(x64, before, case.params, training, dtype_eps(case.dtype))
         for name in ctx.clause.options["observe"]:
             got, want = (out, want_out) if name == "output" else (after.get(name), want_state[name])
-            _compare(ctx, f"{name} after {case.mode} call {call}", got, want, conditioning.get(name, (0.0, 0.0)))
+            compare_with_reference(ctx, f"{name} after {case.mode} call {call}", got, want, conditioning.get(name, (0.0, 0.0)))
 
 
-def _as_float64(state: dict) -> dict:
+def state_as_float64(state: dict) -> dict:
     converted = {}
     for name, value in state.items():
         if value is None or name == "num_batches_tracked":
@@ -89,12 +89,14 @@ def _as_float64(state: dict) -> dict:
     return converted
 
 
-def _conditioning(x: np.ndarray, before: dict, params: dict, training: bool) -> dict:
+def error_scales(x: np.ndarray, before: dict, params: dict, training: bool, eps_dtype: float) -> dict:
     """Per observable, the scales of the two errors a conforming layer may make.
 
     rounding: a layer may hold its statistics in the input dtype, so the mean (or the
     running statistic) it uses can be off by an ulp of its own magnitude; normalising
-    divides that by the standard deviation.
+    divides that by the standard deviation. A variance taken around such a rounded
+    mean grows by the square of its error: up to (eps_dtype * |mean|)^2, scaled by
+    n/(n-1) for the unbiased variance.
     accumulation: summing in float32 leaves an error near eps32 * max|x| in the mean.
     """
     axes = (0,) + tuple(range(2, x.ndim))
@@ -110,11 +112,12 @@ def _conditioning(x: np.ndarray, before: dict, params: dict, training: bool) -> 
     return {
         "output": (per_channel(np.abs(mean) / spread, x.ndim), per_channel(largest / spread, x.ndim)),
         "running_mean": (previous_mean + np.abs(batch_mean), largest),
-        "running_var": (previous_var + unbiased, largest * np.sqrt(batch_var)),
+        "running_var": (previous_var + unbiased + eps_dtype * batch_mean ** 2 * count / max(count - 1, 1),
+                        largest * np.sqrt(batch_var)),
     }
 
 
-def _compare(ctx: CheckContext, name: str, got, want, conditioning) -> None:
+def compare_with_reference(ctx: CheckContext, name: str, got, want, conditioning) -> None:
     __tracebackhide__ = True
     if want is None:
         if got is not None:
