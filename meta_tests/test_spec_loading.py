@@ -56,7 +56,7 @@ check = "equals-input"
 
 P_ZERO = 'check = "equals-input"\nparams.p = { choices = [0.0] }'
 SURVIVOR = 'check = "survivor-scale"\nexpected = "1/(1-p)"\nparams.p = { min = 0.0, max = 0.99, include = [0.5] }'
-DROP_RATE_STATS = 'statistics = { power = 0.999, delta = 0.01, n = 157632, n_counts = "units of one call", why'
+DROP_RATE_STATS = 'statistics = { alpha = 1.25e-6, power = 0.999, delta = 0.01, n = 157632, n_counts = "units of one call", why'
 
 CASES = [
     BadSpec("malformed TOML", "dropout.toml", 'id = "dropout.edge.p-zero"', 'id = "dropout.edge.p-zero',
@@ -101,6 +101,8 @@ CASES = [
             "dropout.toml", "dropout.train.drop-rate", "statistics", "requires this field"),
     BadSpec("statistics without n", "dropout.toml", DROP_RATE_STATS, DROP_RATE_STATS.replace("n = 157632, ", ""),
             "dropout.toml", "dropout.train.drop-rate", "statistics.n", "positive integer"),
+    BadSpec("statistics without alpha", "dropout.toml", DROP_RATE_STATS, DROP_RATE_STATS.replace("alpha = 1.25e-6, ", ""),
+            "dropout.toml", "dropout.train.drop-rate", "statistics.alpha", "expected a finite number"),
     BadSpec("statistics without n_counts", "dropout.toml", DROP_RATE_STATS,
             DROP_RATE_STATS.replace('n_counts = "units of one call", ', ""),
             "dropout.toml", "dropout.train.drop-rate", "statistics.n_counts", "must say what n counts"),

@@ -147,3 +147,11 @@ def test_the_stated_n_is_what_the_check_draws(clause):
         f"{clause.id}: the check drew n = {context.evidence['n']} on input shape {case.shape}, "
         f"the spec states {clause.statistics['n']}")
     assert context.evidence["alpha"] == ALPHA
+
+
+@pytest.mark.parametrize("clause", STATISTICAL, ids=lambda c: c.id)
+def test_the_stated_alpha_is_the_default_runs_share_of_the_budget(clause):
+    """Each statistical clause states the alpha its decisions use in a default run."""
+    assert clause.statistics["alpha"] == pytest.approx(ALPHA, rel=1e-9), (
+        f"{clause.id} states alpha {clause.statistics['alpha']:g}, but a default run gives each decision {ALPHA:g}; "
+        "update the spec")

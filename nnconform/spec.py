@@ -22,7 +22,7 @@ _PARAM_KINDS = ("float", "int", "bool")
 _CLAUSE_FIELDS = {"id", "statement", "mode", "check", "params", "input", "tolerance", "examples",
                   "layers", "statistics", "expected", "trainable", "fields", "observe", "error", "when"}
 _INPUT_FIELDS = {"dtypes", "ranks", "side", "values", "per_channel", "layouts"}
-_STAT_FIELDS = {"power", "delta", "why", "n", "n_counts"}
+_STAT_FIELDS = {"power", "delta", "why", "n", "n_counts", "alpha"}
 
 
 class SpecError(ValueError):
@@ -384,6 +384,7 @@ def _statistics(raw: Any, path: Path, clause_id: str) -> dict[str, Any]:
     delta = _number(raw.get("delta"), path, clause_id, "statistics.delta", 0.0, 1.0, exclusive_min=True)
     if not isinstance(raw.get("why"), str):
         raise SpecError(path, clause_id, "statistics.why", "a statistical clause must say what its test is")
+    alpha = _number(raw.get("alpha"), path, clause_id, "statistics.alpha", 0.0, 1.0, exclusive_min=True)
     n = raw.get("n")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise SpecError(path, clause_id, "statistics.n",
@@ -392,4 +393,4 @@ def _statistics(raw: Any, path: Path, clause_id: str) -> dict[str, Any]:
     if not isinstance(n_counts, str) or not n_counts.strip():
         raise SpecError(path, clause_id, "statistics.n_counts",
                         f"must say what n counts (units, pairs, calls, and on which input), got {n_counts!r}")
-    return {"power": power, "delta": delta, "why": raw["why"], "n": n, "n_counts": n_counts}
+    return {"power": power, "delta": delta, "why": raw["why"], "alpha": alpha, "n": n, "n_counts": n_counts}
