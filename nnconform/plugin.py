@@ -21,7 +21,7 @@ from hypothesis import settings
 import nnconform
 from nnconform import profiles
 from nnconform.backend_api import BackendError
-from nnconform.backends import load_backend
+from nnconform.backends import available_backends, load_backend
 from nnconform.cli import suite_file
 from nnconform.expectations import ExpectationError, UnmatchedExpectationWarning, first_match, load_rules, unmatched
 from nnconform.items import all_items, decision_alpha
@@ -148,12 +148,24 @@ def pytest_sessionstart(session):
     if hasattr(config, "workerinput") or not _selects_suite(config):
         return
     st = state(config)
+    if _workers_only_need_backend(config, st):
+        return
     names = st.backend_names()
     items = all_items(st.specs)
     for rule in unmatched(st.xfails + st.skips, items, names):
         config.issue_config_time_warning(UnmatchedExpectationWarning(
             f"{rule.where}: {rule.pattern!r} {_qualifiers(rule)}matches no conformance item; "
             "check the id against the report (ids look like clause-id or clause-id:layer:dtype)"), stacklevel=2)
+
+
+def _workers_only_need_backend(config, st) -> bool:
+    """Under xdist with no report and no expectations file, the controller needs the
+    backend only to validate its name: a built-in or installed name is known without
+    importing it, which saves the controller a torch import (a second or two of every
+    parallel run). Any other name is loaded, so that errors stay one line."""
+    uses_xdist = config.getoption("dist", "no") != "no" and bool(config.getoption("numprocesses", None))
+    needs_backend = st.xfails or st.skips or config.pluginmanager.has_plugin("nnconform-report")
+    return uses_xdist and not needs_backend and st.backend_spec in available_backends()
 
 
 def _selects_suite(config) -> bool:
