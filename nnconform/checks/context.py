@@ -117,15 +117,21 @@ class CheckContext:
         except (Exception, SystemExit) as error:
             self.fail(f"backend {self.backend_name!r} raised {type(error).__name__} in {what}: {error_text(error)}")
 
-    def run(self, layer=None) -> tuple[Any, list[np.ndarray], list[np.ndarray]]:
-        """The clause's scenario: `warmup` training calls, then `calls` calls in the
-        case's mode. Returns the layer, the inputs and the outputs of the mode calls."""
+    def prepare(self):
+        """Seed the backend, build the layer, make the `warmup` training calls and
+        switch to the case's mode. Returns the layer."""
         self.seed()
-        layer = layer or self.build()
+        layer = self.build()
         self.set_mode(layer, "train")
         for index in range(self.case.scenario["warmup"]):
             self.forward(layer, self.case.warmup_batch(index))
         self.set_mode(layer, self.case.mode)
+        return layer
+
+    def run(self) -> tuple[Any, list[np.ndarray], list[np.ndarray]]:
+        """The clause's scenario: `warmup` training calls, then `calls` calls in the
+        case's mode. Returns the layer, the inputs and the outputs of the mode calls."""
+        layer = self.prepare()
         inputs, outputs = [], []
         for index in range(self.case.scenario["warmup"], self.case.scenario["warmup"] + self.case.scenario["calls"]):
             x = self.case.batch(index)

@@ -65,13 +65,8 @@ def gradient_reference(ctx: CheckContext) -> None:
     """Input, weight and bias gradients of one call after `warmup` training calls,
     against the float64 reference's, in the case's mode."""
     case = ctx.case
-    ctx.seed()
-    layer = ctx.build()
-    ctx.set_mode(layer, "train")
+    layer = ctx.prepare()
     warmup = case.scenario["warmup"]
-    for index in range(warmup):
-        ctx.forward(layer, case.warmup_batch(index))
-    ctx.set_mode(layer, case.mode)
     ctx.require_grad(layer)
     before = state_as_float64(ctx.state(layer))
     x = case.batch(warmup)

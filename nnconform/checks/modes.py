@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnconform.checks.context import CheckContext, check_finite, describe_positions
-from nnconform.dtypes import dtype_eps
-from nnconform.checks.reference_checks import state_as_float64, compare_with_reference, error_scales
+from nnconform.checks.reference_checks import judge_step
 from nnconform.reference import STEPS, dropout_forward
 
 
@@ -32,27 +31,9 @@ def mode_switching(ctx: CheckContext) -> None:
         ctx.set_mode(layer, mode)
         where = f"call {call} of {' -> '.join(modes)}"
         if case.layer in STEPS:
-            _judge_step(ctx, layer, call, mode, where)
+            judge_step(ctx, layer, call, mode, f"{mode}-mode {where}")
         else:
             _judge_masked(ctx, layer, call, mode, where)
-
-
-def _judge_step(ctx: CheckContext, layer, call: int, mode: str, where: str) -> None:
-    case = ctx.case
-    before = state_as_float64(ctx.state(layer))
-    x = case.batch(call)
-    out = ctx.forward(layer, x.copy())
-    after = ctx.state(layer)
-    x64 = x.astype(np.float64)
-    try:
-        want_out, want_state = STEPS[case.layer](x64, before, case.params, mode == "train")
-    except Exception as error:
-        ctx.fail(f"the reference could not run from the backend's state before {where}: "
-                 f"{type(error).__name__}: {error}")
-    conditioning = error_scales(x64, before, case.params, mode == "train", dtype_eps(case.dtype))
-    for name in ctx.clause.options["observe"]:
-        got, want = (out, want_out) if name == "output" else (after.get(name), want_state[name])
-        compare_with_reference(ctx, f"{name} after {mode}-mode {where}", got, want, conditioning.get(name, (0.0, 0.0)))
 
 
 def _judge_masked(ctx: CheckContext, layer, call: int, mode: str, where: str) -> None:

@@ -52,31 +52,31 @@ def mask_values(ctx: CheckContext) -> None:
 
 
 def close_to_reference(ctx: CheckContext) -> None:
+    layer = ctx.prepare()
+    warmup = ctx.case.scenario["warmup"]
+    for call, index in enumerate(range(warmup, warmup + ctx.case.scenario["calls"]), start=1):
+        judge_step(ctx, layer, index, ctx.case.mode, f"{ctx.case.mode} call {call}")
+
+
+def judge_step(ctx: CheckContext, layer, index: int, mode: str, where: str) -> None:
+    """One forward call on batch `index` in `mode`, judged on the clause's `observe`
+    fields against the reference step run from the backend's own state before it."""
     case = ctx.case
-    step = STEPS[case.layer]
-    training = case.mode == "train"
-    ctx.seed()
-    layer = ctx.build()
-    ctx.set_mode(layer, "train")
-    warmup = case.scenario["warmup"]
-    for index in range(warmup):
-        ctx.forward(layer, case.warmup_batch(index))
-    ctx.set_mode(layer, case.mode)
-    for call, index in enumerate(range(warmup, warmup + case.scenario["calls"]), start=1):
-        before = state_as_float64(ctx.state(layer))
-        x = case.batch(index)
-        out = ctx.forward(layer, x.copy())
-        after = ctx.state(layer)
-        x64 = x.astype(np.float64)
-        try:
-            want_out, want_state = step(x64, before, case.params, training)
-        except Exception as error:
-            ctx.fail(f"the reference could not run from the backend's state before call {call}: "
-                     f"{type(error).__name__}: {error}")
-        conditioning = error_scales(x64, before, case.params, training, dtype_eps(case.dtype))
-        for name in ctx.clause.options["observe"]:
-            got, want = (out, want_out) if name == "output" else (after.get(name), want_state[name])
-            compare_with_reference(ctx, f"{name} after {case.mode} call {call}", got, want, conditioning.get(name, (0.0, 0.0)))
+    training = mode == "train"
+    before = state_as_float64(ctx.state(layer))
+    x = case.batch(index)
+    out = ctx.forward(layer, x.copy())
+    after = ctx.state(layer)
+    x64 = x.astype(np.float64)
+    try:
+        want_out, want_state = STEPS[case.layer](x64, before, case.params, training)
+    except Exception as error:
+        ctx.fail(f"the reference could not run from the backend's state before {where}: "
+                 f"{type(error).__name__}: {error}")
+    conditioning = error_scales(x64, before, case.params, training, dtype_eps(case.dtype))
+    for name in ctx.clause.options["observe"]:
+        got, want = (out, want_out) if name == "output" else (after.get(name), want_state[name])
+        compare_with_reference(ctx, f"{name} after {where}", got, want, conditioning.get(name, (0.0, 0.0)))
 
 
 def state_as_float64(state: dict) -> dict:

@@ -45,14 +45,9 @@ def state_absent(ctx: CheckContext) -> None:
 
 
 def state_unchanged(ctx: CheckContext) -> None:
-    ctx.seed()
-    layer = ctx.build()
-    ctx.set_mode(layer, "train")
+    layer = ctx.prepare()
     warmup = ctx.case.scenario["warmup"]
-    for index in range(warmup):
-        ctx.forward(layer, ctx.case.warmup_batch(index))
     before = _snapshot(ctx.state(layer), ctx.clause.options["fields"])
-    ctx.set_mode(layer, ctx.case.mode)
     for index in range(warmup, warmup + ctx.case.scenario["calls"]):
         ctx.forward(layer, ctx.case.batch(index))
         after = _snapshot(ctx.state(layer), ctx.clause.options["fields"])
