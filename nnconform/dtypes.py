@@ -37,5 +37,7 @@ def dtype_eps(name: str) -> float:
     return float(ml_dtypes.finfo(numpy_dtype(name)).eps)
 
 
-def as_float64(array: np.ndarray) -> np.ndarray:
-    return np.asarray(array).astype(np.float64)
+def dtype_max(name: str) -> float:
+    """The largest finite value of a spec dtype (65504 for float16)."""
+    return float(ml_dtypes.finfo(numpy_dtype(name)).max)
+
