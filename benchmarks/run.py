@@ -40,7 +40,7 @@ SEED = 20261125
 
 def run_suite(backend: str, workers: int, report: Path, extra: list[str] = ()) -> float:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers),
-               "--backend", backend, "--seed", str(SEED), "--conformance-json", str(report), *extra]
+               "--backend", backend, "--seed", str(SEED), f"--conformance-json={report}", *extra]
     started = time.perf_counter()
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started
