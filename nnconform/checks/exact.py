@@ -48,9 +48,7 @@ def shape_dtype(ctx: CheckContext) -> None:
 
 
 def inplace(ctx: CheckContext) -> None:
-    ctx.seed()
-    layer = ctx.build()
-    ctx.set_mode(layer, ctx.case.mode)
+    layer = ctx.prepare()
     original = ctx.case.batch(0)
     given = original.copy()
     out = ctx.forward(layer, given)

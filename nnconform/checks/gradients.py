@@ -31,9 +31,7 @@ def gradient_mask(ctx: CheckContext) -> None:
     """d input = grad_output * keep / (1-p) for the mask of the same forward call in
     train mode, grad_output itself in eval mode; no weight or bias gradient."""
     case = ctx.case
-    ctx.seed()
-    layer = ctx.build()
-    ctx.set_mode(layer, case.mode)
+    layer = ctx.prepare()
     ctx.require_grad(layer)
     x = _nonzero_input(ctx, 0)
     out = ctx.forward(layer, x.copy())
