@@ -43,6 +43,8 @@ class Formula:
                 tree = ast.parse(text, mode="eval")
         except SyntaxError as error:
             raise FormulaError(f"formula {text!r} is not valid arithmetic: {error.msg}") from None
+        except ValueError as error:  # a NUL byte: ValueError, not SyntaxError, before Python 3.12
+            raise FormulaError(f"formula {text!r} is not valid arithmetic: {error}") from None
         self.text = text
         self.names = frozenset(_validate(tree.body, frozenset(allowed_names), text))
         self._body = tree.body
