@@ -18,7 +18,10 @@ A built Layer has:
     def train(self) -> None
     def eval(self) -> None
     def state(self) -> dict[str, numpy.ndarray | int | None]
-        # running_mean, running_var, num_batches_tracked, weight, bias; None where absent
+        # the family's state fields (spec [state] table), e.g. running_mean, running_var,
+        # num_batches_tracked, weight, bias; None where absent
+    def load_state(self, values: dict[str, numpy.ndarray | int]) -> None
+        # sets the named fields (a subset of state()); unless capabilities.load_state is False
     trainable: frozenset[str]   # optional: names in state() that are trainable parameters
 
 and, when the backend declares ``autograd=True``:
@@ -53,6 +56,16 @@ class Capabilities:
     device: str = "cpu"
     autograd: bool = False
     notes: dict[str, str] = field(default_factory=dict)
+    # Parameter values the backend cannot build, by parameter name: for example
+    # {"momentum": (None,), "track_running_stats": (False,)}. Draws never take them;
+    # an item whose clause can only take such values is unsupported, never failed.
+    unsupported_values: dict[str, tuple] = field(default_factory=dict)
+    # Whether layers implement load_state(values). Without it, clauses that need drawn
+    # state run with the layer's own initial state, and the summary says they were limited.
+    load_state: bool = True
+    # The named conventions the backend follows where the spec allows several
+    # (for example {"running_var": "biased"}); absent names follow the spec's default.
+    conventions: dict[str, str] = field(default_factory=dict)
 
     def unsupported_reason(self, layer: str, dtype: str | None, needs_autograd: bool = False) -> str | None:
         if layer not in self.layers:
@@ -62,6 +75,11 @@ class Capabilities:
         if needs_autograd and not self.autograd:
             return "the backend does not declare autograd"
         return None
+
+    def supports_value(self, name: str, value) -> bool:
+        """False when the backend declared ``value`` of parameter ``name`` unsupported."""
+        return not any(value is bad or (value == bad and type(value) is type(bad))
+                       for bad in self.unsupported_values.get(name, ()))
 
 
 class BackendError(RuntimeError):
