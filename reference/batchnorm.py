@@ -27,7 +27,7 @@ def batch_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return mean, var, count
 
 
-def batchnorm_step(x: np.ndarray, state: dict, params: dict, training: bool) -> tuple[np.ndarray, dict]:
+def batchnorm_step(x: np.ndarray, state: dict, params: dict, training: bool, dtype=None) -> tuple[np.ndarray, dict]:
     """One forward call from ``state``. Returns the output and the state after it.
 
     Batch statistics are used in training, and in eval mode when there are no

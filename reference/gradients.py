@@ -15,7 +15,7 @@ from nnconform.reference.batchnorm import batch_statistics, per_channel
 
 
 def batchnorm_backward(x: np.ndarray, state: dict, params: dict, training: bool,
-                       grad_output: np.ndarray) -> dict:
+                       grad_output: np.ndarray, dtype=None) -> dict:
     """Gradients of one batch-norm forward call.
 
     With batch statistics (train mode, or no running statistics) the mean and the
