@@ -118,11 +118,15 @@ def statistics_used(ctx: CheckContext, xb: np.ndarray, before: dict, training: b
     if running and not training:
         stats["mean"] = np.broadcast_to(family.broadcast(norm.running_mean, before[norm.running_mean], xb.ndim), xb.shape)
         stats["var"] = np.broadcast_to(family.broadcast(norm.running_var, before[norm.running_var], xb.ndim), xb.shape)
-    gain = np.ones(xb.shape)
+    gain, shift = np.ones(xb.shape), np.zeros(xb.shape)
     for name, spec in family.state.items():
-        if spec.trainable and spec.init == 1 and before.get(name) is not None:
-            gain = gain * np.abs(family.broadcast(name, before[name], xb.ndim))
-    stats["gain"] = gain
+        if spec.trainable and before.get(name) is not None:
+            values = np.abs(family.broadcast(name, before[name], xb.ndim))
+            if spec.init == 1:
+                gain = gain * values
+            else:
+                shift = shift + values
+    stats["gain"], stats["shift"] = gain, shift
     return stats
 
 
@@ -131,7 +135,9 @@ def error_scales(ctx: CheckContext, x: np.ndarray, before: dict, training: bool)
 
     rounding: a layer may hold its statistics in the input dtype, so the mean (or the
     running statistic) it uses can be off by an ulp of its own magnitude; normalising
-    divides that by the standard deviation. A variance taken around such a rounded
+    divides that by the standard deviation. A layer may also fold the statistics and
+    the affine parameters into one scale and shift in the input dtype (y = x * a + b),
+    so the output may be off by an ulp of |x * a| and of |b|. A variance taken around such a rounded
     mean grows by the square of its error: up to (eps_dtype * |mean|)^2, scaled by
     n/(n-1) for the unbiased variance.
     accumulation: each of the M members summed into a statistic in float32 may add a
@@ -143,7 +149,8 @@ def error_scales(ctx: CheckContext, x: np.ndarray, before: dict, training: bool)
     eps_dtype = dtype_eps(ctx.case.dtype)
     growth = np.sqrt(stats["count"])
     spread = np.sqrt(np.maximum(stats["var"], 0) + stats["eps"]) / np.maximum(1.0, stats["gain"])
-    scales = {"output": _unbatch(ctx, (np.abs(stats["mean"]) / spread, growth * stats["largest"] / spread))}
+    folded = (np.abs(stats["mean"]) + np.abs(xb - stats["mean"])) / spread + stats["shift"]
+    scales = {"output": _unbatch(ctx, (folded, growth * stats["largest"] / spread))}
     norm = ctx.clause.model.normalization
     if norm.running_mean and before.get(norm.running_mean) is not None:
         count = stats["count"]
