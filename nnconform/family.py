@@ -26,9 +26,10 @@ from nnconform.formula import Formula, FormulaError
 REDUCTIONS = ("all-but-channel", "spatial", "groups", "trailing")
 UNITS = ("element", "channel")
 BROADCASTS = ("channel", "trailing")
-_STATE_KEYS = {"shape", "init", "present", "trainable", "broadcast", "count", "positive", "why"}
+_STATE_KEYS = {"shape", "init", "present", "trainable", "broadcast", "count", "positive", "why", "convention"}
 _NORM_KEYS = {"over", "groups", "trailing", "centered", "eps", "eps_none", "running_mean", "running_var"}
 _RANDOM_KEYS = {"rate", "unit", "dropped", "scale", "shift"}
+_CONVENTION_KEYS = {"default", "variants", "why"}
 
 
 class FamilyError(ValueError):
@@ -50,8 +51,11 @@ class StateField:
     broadcast: str = "channel"
     count: bool = False       # an integer counter (num_batches_tracked)
     positive: bool = False    # only positive values are valid (a variance)
+    convention: tuple[str, str] | None = None  # present only under this (name, variant)
 
-    def is_present(self, params: dict) -> bool:
+    def is_present(self, params: dict, conventions: dict | None = None) -> bool:
+        if self.convention and (conventions or {}).get(self.convention[0], self.convention[1]) != self.convention[1]:
+            return False
         return all(bool(params.get(name)) for name in self.present)
 
     def shape_of(self, params: dict) -> tuple[int, ...]:
@@ -138,6 +142,16 @@ class RandomUnit:
 
 
 @dataclass(frozen=True)
+class Convention:
+    """Where frameworks legitimately differ: the named variants a conforming layer may
+    follow, and the one assumed unless a backend declares another."""
+    name: str
+    default: str
+    variants: tuple[str, ...]
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class Family:
     name: str
     state: dict[str, StateField] = field(default_factory=dict)
@@ -148,16 +162,29 @@ class Family:
     # name -> (min, max, divides): each numeric constructor parameter's valid domain, and
     # for a divisor the parameter it must divide; the reference backend validates with it.
     bounds: dict[str, tuple] = field(default_factory=dict)
+    conventions: dict[str, Convention] = field(default_factory=dict)
+
+    def resolve(self, declared: dict | None) -> dict[str, str]:
+        """The variant of each of the family's conventions: the backend's declared one,
+        else the default. A declared variant the spec does not allow raises FamilyError."""
+        resolved = {}
+        for name, convention in self.conventions.items():
+            value = (declared or {}).get(name, convention.default)
+            if value not in convention.variants:
+                raise FamilyError(f"conventions.{name}", f"the backend declares {value!r}; the spec allows "
+                                                         f"{list(convention.variants)}")
+            resolved[name] = value
+        return resolved
 
     @property
     def trainable(self) -> tuple[str, ...]:
         return tuple(name for name, f in self.state.items() if f.trainable)
 
-    def initial_state(self, params: dict) -> dict[str, Any]:
+    def initial_state(self, params: dict, conventions: dict | None = None) -> dict[str, Any]:
         """The state of a new layer: float64 arrays, ints for counters, None where absent."""
         state = {}
         for name, spec in self.state.items():
-            if not spec.is_present(params):
+            if not spec.is_present(params, conventions):
                 state[name] = None
             elif spec.count:
                 state[name] = int(spec.init)
@@ -220,8 +247,14 @@ def parse_family(name: str, data: dict, parameters: dict, formula_names: set[str
         broadcast = raw.get("broadcast", "channel")
         if broadcast not in BROADCASTS:
             raise FamilyError(f"{where}.broadcast", f"must be one of {list(BROADCASTS)}")
+        convention = raw.get("convention")
+        if convention is not None:
+            if not isinstance(convention, dict) or len(convention) != 1:
+                raise FamilyError(f"{where}.convention", "must be a table { NAME = \"VARIANT\" }")
+            convention = next(iter(convention.items()))
         state[field_name] = StateField(field_name, shape, float(init), tuple(present), bool(raw.get("trainable", False)),
-                                       broadcast, bool(raw.get("count", False)), bool(raw.get("positive", False)))
+                                       broadcast, bool(raw.get("count", False)), bool(raw.get("positive", False)),
+                                       convention)
     normalization = None
     if "normalization" in data:
         raw = _table(data, "normalization")
@@ -272,7 +305,22 @@ def parse_family(name: str, data: dict, parameters: dict, formula_names: set[str
         raise FamilyError("normalization", "a family declares [normalization] (deterministic) or [random]")
     bounds = {n: (p.min, p.max, p.of if p.from_input == "divisor" else None) for n, p in parameters.items()
               if p.kind in ("int", "float")}
-    return Family(name, state, normalization, random, reference.get("step"), reference.get("backward"), bounds)
+    conventions = {}
+    for conv_name, raw in _table(data, "conventions").items():
+        where = f"conventions.{conv_name}"
+        _known(raw, _CONVENTION_KEYS, where)
+        variants = raw.get("variants")
+        if not isinstance(variants, list) or not variants or any(not isinstance(v, str) for v in variants):
+            raise FamilyError(f"{where}.variants", "must be a non-empty list of variant names")
+        if raw.get("default") not in variants:
+            raise FamilyError(f"{where}.default", f"must be one of the variants {variants}")
+        conventions[conv_name] = Convention(conv_name, raw["default"], tuple(variants), str(raw.get("why", "")))
+    for spec in state.values():
+        if spec.convention and (spec.convention[0] not in conventions
+                                or spec.convention[1] not in conventions[spec.convention[0]].variants):
+            raise FamilyError(f"state.{spec.name}.convention", f"must name a declared convention and one of its variants")
+    return Family(name, state, normalization, random, reference.get("step"), reference.get("backward"), bounds,
+                  conventions)
 
 
 def _table(data: dict, key: str) -> dict:

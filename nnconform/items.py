@@ -51,6 +51,25 @@ def pinned_clauses(clause: Clause) -> list[Clause]:
     return pinned
 
 
+def unsupported_reason(item: Item, capabilities, strict_conventions: bool = False) -> str | None:
+    """Why a backend with these capabilities cannot run the item, or None: its layer,
+    dtype or autograd; parameter values it declared unsupported that are all the clause
+    uses; or a declared convention under which the clause does not apply."""
+    reason = capabilities.unsupported_reason(item.layer, item.dtype, item.needs_autograd)
+    if reason:
+        return reason
+    from nnconform.strategies import unsupported_values
+    reason = unsupported_values(item.clause, capabilities.supports_value)
+    if reason:
+        return reason
+    declared = {} if strict_conventions else capabilities.conventions
+    for name, variant in item.clause.options.get("applies_under", {}).items():
+        default = item.clause.model.conventions[name].default
+        if declared.get(name, default) != variant:
+            return f"the clause applies under {name}={variant}; the backend declares {name}={declared.get(name)}"
+    return None
+
+
 def all_items(specs: SpecSet) -> list[Item]:
     return [Item(clause, layer, dtype)
             for clause in specs.clauses for layer in clause.layers for dtype in clause.input.dtypes]

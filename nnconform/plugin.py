@@ -24,7 +24,7 @@ from nnconform.backend_api import BackendError
 from nnconform.backends import available_backends, load_backend
 from nnconform.cli import suite_file
 from nnconform.expectations import ExpectationError, UnmatchedExpectationWarning, first_match, load_rules, unmatched
-from nnconform.items import all_items, decision_alpha
+from nnconform.items import all_items, decision_alpha, unsupported_reason
 from nnconform.report import ReportPathError, ReportWriter, ensure_writable, platform_info
 from nnconform.runner import Runner
 from nnconform.spec import SpecError, load_specs
@@ -86,6 +86,9 @@ def pytest_addoption(parser):
                     help="fail the run when an expected failure passes")
     group.addoption("--conformance-json", default=None, metavar="PATH", help="write the JSON report here")
     group.addoption("--conformance-md", default=None, metavar="PATH", help="write the Markdown report here")
+    group.addoption("--conventions", choices=("declared", "torch"), default="declared",
+                    help="judge convention-dependent clauses under the conventions the backend declares "
+                         "(default), or strictly under torch's (the spec's defaults)")
     group.addoption("--clause-timeout", default=str(DEFAULT_CLAUSE_TIMEOUT), metavar="SECONDS",
                     help=f"time limit of one item (default {DEFAULT_CLAUSE_TIMEOUT:g}); 0 disables")
 
@@ -220,7 +223,13 @@ class _State:
                 self._backend = load_backend(self.backend_spec)
             except BackendError as error:
                 raise pytest.UsageError(str(error)) from None
+            if callable(getattr(self._backend, "use_specs", None)):
+                self._backend.use_specs(self.specs)  # a backend built from the specs (reference)
         return self._backend
+
+    @property
+    def strict_conventions(self) -> bool:
+        return self.config.getoption("conventions") == "torch"
 
     def backend_names(self) -> tuple[str, ...]:
         """What a backend= qualifier may match: the --backend argument and the name."""
@@ -228,7 +237,7 @@ class _State:
 
     def runner(self) -> Runner:
         return Runner(self.backend, self.backend_spec, self.base_seed, self.max_examples,
-                      decision_alpha(self.specs, self.max_examples))
+                      decision_alpha(self.specs, self.max_examples), self.strict_conventions)
 
     def describe(self) -> dict:
         """Suite, backend, platform and run settings for the reports."""
@@ -274,7 +283,7 @@ def pytest_generate_tests(metafunc):
         if unavailable:
             marks.append(pytest.mark.skip(reason=f"backend {st.backend_spec!r} unavailable: {unavailable}"))
         else:
-            reason = backend.capabilities.unsupported_reason(item.layer, item.dtype, item.needs_autograd)
+            reason = unsupported_reason(item, backend.capabilities, st.strict_conventions)
             if reason:
                 marks.append(pytest.mark.skip(reason=f"{UNSUPPORTED}: {reason}"))
         params.append(pytest.param(item, id=item.id, marks=marks))

@@ -24,6 +24,7 @@ class Runner:
     base_seed: int
     max_examples: int
     alpha: float
+    strict_conventions: bool = False  # --conventions=torch: judge by the spec's defaults
     _pinned: dict = field(default_factory=dict)
 
     def reproduce_command(self, item: Item) -> str:
@@ -46,6 +47,16 @@ class Runner:
         capabilities = getattr(self.backend, "capabilities", None)
         supports = getattr(capabilities, "supports_value", None)
         notes: dict = {}
+        declared = {} if self.strict_conventions else getattr(capabilities, "conventions", {})
+        try:
+            conventions = item.clause.model.resolve(declared)
+        except ValueError as error:
+            pytest.fail(f"[{item.clause.id}] backend {self.backend_spec!r} declares a convention the spec does not "
+                        f"allow: {error}", pytrace=False)
+        judged_under = {name: conventions[name] for name in item.clause.options.get("conventions", ())
+                        if conventions[name] != item.clause.model.conventions[name].default}
+        if judged_under:
+            evidence["conventions"] = judged_under
 
         def examples(clause, count: int, seed_value: int):
             @seed(seed_value)
@@ -53,7 +64,7 @@ class Runner:
             @given(data=st.data())
             def conformance_example(data):
                 case = draw_case(data, clause, item.layer, item.dtype, supports)
-                context = CheckContext(clause, case, self.backend, alpha, notes=notes)
+                context = CheckContext(clause, case, self.backend, alpha, notes=notes, conventions=conventions)
                 evidence["examples"] += 1
                 try:
                     check(context)

@@ -24,7 +24,8 @@ _PARAM_KINDS = ("float", "int", "bool", "shape")
 # shape (a drawn number of trailing axes), or a divisor of another parameter.
 _FROM_INPUT = ("channels", "trailing", "divisor")
 _CLAUSE_FIELDS = {"id", "statement", "mode", "check", "params", "input", "tolerance", "examples",
-                  "layers", "statistics", "expected", "trainable", "fields", "observe", "error", "when", "state"}
+                  "layers", "statistics", "expected", "trainable", "fields", "observe", "error", "when", "state",
+                  "conventions", "applies_under"}
 _INPUT_FIELDS = {"dtypes", "ranks", "side", "values", "per_channel", "layouts"}
 _STAT_FIELDS = {"power", "delta", "why", "n", "n_counts", "alpha"}
 
@@ -260,6 +261,7 @@ def _clause(raw: dict, *, family: str, layer_ranks, unbatched, parameters, base_
         if field_name not in kind.required | kind.optional:
             raise SpecError(path, clause_id, field_name, f"check kind {check!r} does not take this field")
     options = _options(raw, check, names, model, path, clause_id)
+    options.update(_conventions(raw, model, path, clause_id))
     if "state" in raw:
         if raw["state"] not in STATE_MODES:
             raise SpecError(path, clause_id, "state", f"must be one of {list(STATE_MODES)}, got {raw['state']!r}")
@@ -428,6 +430,25 @@ def _options(raw: dict, check: str, names: set[str], model: Family, path: Path, 
         if raw["when"] not in ("build", "forward"):
             raise SpecError(path, clause_id, "when", "must be 'build' or 'forward'")
         options["when"] = raw["when"]
+    return options
+
+
+def _conventions(raw: dict, model: Family, path: Path, clause_id: str) -> dict[str, Any]:
+    """`conventions`: the family conventions this clause's verdict depends on (the report
+    names the variant it passed under); `applies_under`: variants outside which the
+    clause does not apply (such items are unsupported by that backend)."""
+    options = {}
+    names = raw.get("conventions", [])
+    if not isinstance(names, list) or any(n not in model.conventions for n in names):
+        raise SpecError(path, clause_id, "conventions", f"must list conventions of this family: {sorted(model.conventions)}")
+    options["conventions"] = tuple(names)
+    applies = raw.get("applies_under", {})
+    if not isinstance(applies, dict):
+        raise SpecError(path, clause_id, "applies_under", "must be a table { CONVENTION = \"VARIANT\" }")
+    for name, variant in applies.items():
+        if name not in model.conventions or variant not in model.conventions[name].variants:
+            raise SpecError(path, clause_id, f"applies_under.{name}", "must name a convention of this family and one of its variants")
+    options["applies_under"] = dict(applies)
     return options
 
 

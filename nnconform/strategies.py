@@ -53,7 +53,7 @@ class Case:
         """x with its batch axis: unbatched inputs gain a leading axis of one."""
         return x if self.batched else x[np.newaxis]
 
-    def drawn_state(self, family) -> dict:
+    def drawn_state(self, family, conventions: dict | None = None) -> dict:
         """Values to load into the layer's state: signed, of the drawn magnitude; positive
         where the field must be (a variance); counters from 0 to 1000. Deterministic in the
         draw. Empty when the case keeps the layer's initial state."""
@@ -62,7 +62,7 @@ class Case:
         magnitude, seed = self.state_draw
         rng = np.random.default_rng([seed, 7])
         values = {}
-        for name, value in family.initial_state(self.params).items():
+        for name, value in family.initial_state(self.params, conventions).items():
             spec = family.state[name]
             if value is None:
                 continue

@@ -14,24 +14,28 @@ import numpy as np
 
 from nnconform.backend_api import Capabilities
 from nnconform.dtypes import numpy_dtype
+from nnconform.spec import load_specs
+
+
+def _layers(specs) -> frozenset:
+    return frozenset(layer for clause in specs.clauses for layer in clause.layers)
 
 
 class ReferenceBackend:
     name = "reference"
     version = "float64 numpy reference"
+    # The layers of the suite's own specs; use_specs widens it to the run's spec set.
+    capabilities = Capabilities(layers=_layers(load_specs()), autograd=True)
 
     def __init__(self, specs=None):
         self._rng = np.random.default_rng()
-        if specs is None:
-            from nnconform.spec import load_specs
-            specs = load_specs()
-        self.use_specs(specs)
+        self.use_specs(specs or load_specs())
 
     def use_specs(self, specs) -> None:
         """Build the layers of this spec set (the plugin calls it with the run's specs)."""
         self._families = {layer: clause.model for clause in specs.clauses for layer in clause.layers}
         self._ranks = {layer: clause.layer_ranks[layer] for clause in specs.clauses for layer in clause.layers}
-        self.capabilities = Capabilities(layers=frozenset(self._families), autograd=True)
+        self.capabilities = Capabilities(layers=_layers(specs), autograd=True)
 
     def seed(self, seed: int) -> None:
         self._rng = np.random.default_rng(seed)

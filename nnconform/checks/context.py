@@ -29,6 +29,7 @@ class CheckContext:
     alpha: float | None = None
     evidence: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)  # item-wide: why examples were not evidence, limits
+    conventions: dict = field(default_factory=dict)  # the family's conventions, as the backend follows them
 
     @property
     def backend_name(self) -> str:
@@ -109,7 +110,7 @@ class CheckContext:
         state = self._call("state", layer.state)
         if not isinstance(state, dict):
             self.fail(f"backend {self.backend_name!r}: state() returned {type(state).__name__}, expected dict")
-        reference = self.clause.model.initial_state(self.case.params)
+        reference = self.clause.model.initial_state(self.case.params, self.conventions)
         for name, value in state.items():
             if name in reference and reference[name] is None and value is not None:
                 self.fail(f"state()[{name!r}] is present, but with {_params_text(self.case.params)} the layer "
@@ -123,7 +124,7 @@ class CheckContext:
         """Load the case's drawn state, and check the layer holds it afterwards (the values
         rounded to the layer's dtype), so a layer that ignores load_state cannot pass by
         having the reference adopt its own state."""
-        values = self.case.drawn_state(self.clause.model)
+        values = self.case.drawn_state(self.clause.model, self.conventions)
         if not values:
             return
         capabilities = getattr(self.backend, "capabilities", None)
@@ -144,6 +145,11 @@ class CheckContext:
                 self.fail(f"backend {self.backend_name!r}: after load_state, state()[{name!r}] does not hold the "
                           f"loaded values: loaded {_brief(np.asarray(want, dtype=np.float64))}, state() has "
                           f"{'None' if got is None else _brief(np.asarray(got))}")
+
+    def reference_step(self, x, before: dict, training: bool):
+        """The family's reference step, under the backend's conventions."""
+        extra = {"conventions": self.conventions} if self.clause.model.conventions else {}
+        return self.clause.model.step(x, before, self.case.params, training, self.case.dtype, **extra)
 
     def _call(self, what: str, function, *args):
         __tracebackhide__ = True

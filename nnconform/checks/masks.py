@@ -82,7 +82,8 @@ def dropped_units(ctx: CheckContext, layer, x: np.ndarray) -> np.ndarray:
     out64 = out.astype(np.float64)
     nan = np.isnan(out64)
     if nan.any():
-        ctx.fail(f"output has NaN values, which are neither dropped nor kept: {describe_positions(nan)}")
+        ctx.fail(f"output has non-finite values (NaN or inf) where finite ones are expected: "
+                 f"{describe_positions(nan)} are NaN, which is neither dropped nor kept")
     dropped, _ = classify(ctx, x, out)
     return unit_mask(ctx, dropped)
 

@@ -86,7 +86,7 @@ def judge_step(ctx: CheckContext, layer, index: int, mode: str, where: str) -> N
     after = ctx.state(layer)
     x64 = x.astype(np.float64)
     try:
-        want_out, want_state = ctx.clause.model.step(x64, before, case.params, training, case.dtype)
+        want_out, want_state = ctx.reference_step(x64, before, training)
     except Exception as error:
         ctx.fail(f"the reference could not run from the backend's state before {where}: "
                  f"{type(error).__name__}: {error}")

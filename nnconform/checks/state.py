@@ -48,7 +48,7 @@ def state_unchanged(ctx: CheckContext) -> None:
     layer = ctx.prepare()
     warmup = ctx.case.scenario["warmup"]
     before = _snapshot(ctx.state(layer), ctx.clause.options["fields"])
-    expected = ctx.clause.model.initial_state(ctx.case.params)
+    expected = ctx.clause.model.initial_state(ctx.case.params, ctx.conventions)
     missing = [name for name, value in before.items() if value is None and expected.get(name) is not None]
     if missing:
         ctx.fail(f"the layer has no {missing} to watch, but with these parameters it should ({_where(ctx)})")
