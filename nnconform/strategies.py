@@ -190,8 +190,9 @@ def _strategies(clause: Clause, layer: str, supports) -> dict[str, st.SearchStra
 def unsupported_values(clause: Clause, supports) -> str | None:
     """Why the clause cannot run on a backend whose ``supports(name, value)`` rules out
     every value of one of its parameters; None when every domain keeps a value."""
-    for name, strategy in _strategies(clause, clause.layers[0], supports).items():
-        if strategy is None:
+    strategies = _strategies(clause, clause.layers[0], supports)
+    for name in clause.params:
+        if strategies[name] is None:
             values = clause.params[name].choices
             return f"the backend declares {name}={'/'.join(map(repr, values))} unsupported, the only value(s) this clause uses"
     return None
