@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnconform.checks.context import CheckContext, check_finite, describe_positions
+from nnconform.dtypes import dtype_max
 
 
 def unit_values(ctx: CheckContext) -> tuple[float, float, float]:
@@ -27,6 +28,14 @@ def _tolerance(ctx: CheckContext, want: np.ndarray) -> np.ndarray:
     if tol is None:
         return np.zeros_like(want)
     return tol.atol + tol.rtol * np.abs(want)
+
+
+def matches(ctx: CheckContext, out64: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """out equals want within the clause's tolerance; where want lies beyond the dtype's
+    largest finite value, the correctly rounded result is an infinity of its sign."""
+    close = np.abs(out64 - want) <= _tolerance(ctx, want)
+    beyond = np.abs(want) > dtype_max(ctx.case.dtype)
+    return close | (beyond & np.isinf(out64) & (np.sign(out64) == np.sign(want)))
 
 
 def distinct_input(ctx: CheckContext, index: int = 0, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -51,12 +60,10 @@ def classify(ctx: CheckContext, x: np.ndarray, out: np.ndarray) -> tuple[np.ndar
     neither (a wrong value); NaN is never either."""
     dropped_value, scale, shift = unit_values(ctx)
     out64, x64 = out.astype(np.float64), x.astype(np.float64)
-    want_dropped = np.full_like(out64, dropped_value)
-    dropped = np.abs(out64 - want_dropped) <= _tolerance(ctx, want_dropped)
+    dropped = matches(ctx, out64, np.full_like(out64, dropped_value))
     if not np.isfinite(scale):
         return dropped, np.zeros_like(dropped)
-    want_kept = scale * x64 + shift
-    kept = np.abs(out64 - want_kept) <= _tolerance(ctx, want_kept)
+    kept = matches(ctx, out64, scale * x64 + shift)
     return dropped, kept & ~dropped
 
 
@@ -98,11 +105,12 @@ def count_units(ctx: CheckContext, x: np.ndarray) -> int:
 def judge_masked(ctx: CheckContext, x: np.ndarray, out: np.ndarray, where: str) -> int:
     """Every unit is exactly one of dropped or kept (whole channels for channel units).
     Returns the number of kept units that were judged (0: nothing was exercised)."""
-    check_finite(ctx, "output", out)
+    dropped_value, scale, shift = unit_values(ctx)
+    want = scale * x.astype(np.float64) + shift if np.isfinite(scale) else np.zeros(x.shape)
+    check_finite(ctx, "output", out, np.where(np.abs(want) > dtype_max(ctx.case.dtype), np.inf, want))
     dropped, kept = classify(ctx, x, out)
     neither = ~(dropped | kept)
     if neither.any():
-        dropped_value, scale, shift = unit_values(ctx)
         first = tuple(np.argwhere(neither)[0])
         ctx.fail(f"{where}: units that are neither the dropped value {dropped_value:.9g} nor the kept value "
                  f"{scale:.9g} * x + {shift:.9g}: {describe_positions(neither)}; first got "

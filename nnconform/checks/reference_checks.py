@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from nnconform.checks.context import CheckContext, check_finite, describe_positions
-from nnconform.checks.masks import classify, count_units, distinct_input, judge_masked, rate, unit_values
+from nnconform.checks.masks import classify, count_units, distinct_input, judge_masked, matches, rate, unit_values
+from nnconform.formula import FormulaError
 from nnconform.dtypes import accumulation_eps, dtype_eps, dtype_max
 
 
@@ -19,7 +20,10 @@ def survivor_scale(ctx: CheckContext) -> None:
     """Kept units equal x times the clause's expected scale (plus the family's shift).
     The input is tiled so that about 20 units are expected to survive even at p near 1,
     where a 16-bit scale overflows: the verdict there must not depend on luck."""
-    scale = ctx.clause.options["expected"](ctx.case.names())
+    try:
+        scale = ctx.clause.options["expected"](ctx.case.names())
+    except FormulaError:  # 1/(1-p) at p = 1: no unit is kept
+        ctx.not_exercised(f"the scale {ctx.clause.options['expected'].text} is undefined at p={rate(ctx)!r}")
     _, _, shift = unit_values(ctx)
     tol = ctx.clause.tolerances[ctx.case.dtype]
     layer = ctx.prepare()
@@ -32,7 +36,7 @@ def survivor_scale(ctx: CheckContext) -> None:
         kept = ~dropped
         judged += int(kept.sum())
         want = x64 * scale + shift
-        wrong = kept & ~(np.abs(out64 - want) <= tol.atol + tol.rtol * np.abs(want))
+        wrong = kept & ~matches(ctx, out64, want)
         if wrong.any():
             finite = kept & np.isfinite(out64)
             observed = np.median((out64[finite] - shift) / x64[finite]) if finite.any() else float("nan")
