@@ -98,8 +98,9 @@ class Runner:
             raise
         finally:
             evidence["seconds"] = round(time.perf_counter() - started, 4)
-            if "limited" in notes:
-                evidence["limited"] = notes["limited"]
+            for key in ("limited", "looseness"):
+                if key in notes:
+                    evidence[key] = notes[key]
         if failures:
             evidence["reproduce"] = self.reproduce_command(item)
             pytest.fail("\n\n".join(failures) + f"\nreproduce with: {evidence['reproduce']}", pytrace=False)

@@ -200,6 +200,10 @@ def compare_with_reference(ctx: CheckContext, name: str, got, want, conditioning
              + ctx.clause.accumulation * accumulation_eps(ctx.case.dtype) * accumulation)
     error = np.abs(got64 - want)
     wrong = ~(error <= bound) & ~(overflow & (np.sign(got64) == np.sign(want)) & (np.abs(got64) >= largest))
+    finite = ~overflow & np.isfinite(error)
+    if finite.any():  # how much of the allowed error the layer used: the bound's looseness
+        used = float(np.max(error[finite] / np.maximum(bound[finite], 1e-300)))
+        ctx.notes["looseness"] = max(ctx.notes.get("looseness", 0.0), used)
     if wrong.any():
         worst = np.unravel_index(np.argmax(np.where(wrong, error / np.maximum(bound, 1e-300), 0)), error.shape)
         ctx.fail(f"{name} differs from the float64 reference in {describe_positions(wrong)}; worst at {tuple(map(int, worst))}: "
