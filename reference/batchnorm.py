@@ -27,8 +27,10 @@ def batch_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return mean, var, count
 
 
-def batchnorm_step(x: np.ndarray, state: dict, params: dict, training: bool) -> tuple[np.ndarray, dict]:
+def batchnorm_step(x: np.ndarray, state: dict, params: dict, training: bool,
+                   dtype: str | None = None) -> tuple[np.ndarray, dict]:
     """One forward call from ``state``. Returns the output and the state after it.
+    ``dtype`` (the layer's) is accepted for the common reference protocol and not needed.
 
     Batch statistics are used in training, and in eval mode when there are no
     running statistics. In training with running statistics, num_batches_tracked
@@ -48,7 +50,9 @@ def batchnorm_step(x: np.ndarray, state: dict, params: dict, training: bool) -> 
         mean, var = state["running_mean"], state["running_var"]
     y = (x - per_channel(mean, x.ndim)) / np.sqrt(per_channel(var, x.ndim) + params["eps"])
     if state["weight"] is not None:
-        y = y * per_channel(state["weight"], x.ndim) + per_channel(state["bias"], x.ndim)
+        y = y * per_channel(state["weight"], x.ndim)
+    if state.get("bias") is not None:
+        y = y + per_channel(state["bias"], x.ndim)
     state = dict(state)
     if training and tracked:
         state["num_batches_tracked"] += 1
