@@ -70,7 +70,8 @@ def cases(draw, layer, *, training, eps, tracked=None, batched=None, torch_domai
 
     torch_domain leaves out the inputs on which torch raises where the reference
     computes (reported findings): GroupNorm with N * C/G * positions == 1, and
-    InstanceNorm in eval mode without running statistics on a single spatial element.
+    BatchNorm and InstanceNorm in eval mode without running statistics on a single
+    value per channel (per instance).
     """
     side = st.integers(1, 3)
     if layer in RUNNING:
@@ -86,7 +87,7 @@ def cases(draw, layer, *, training, eps, tracked=None, batched=None, torch_domai
             spatial = tuple(draw(st.lists(side, min_size=0 if spatial_dims == 1 else spatial_dims,
                                           max_size=spatial_dims), label="spatial"))
             shape = (draw(side, label="N"), channels) + spatial
-            if training and shape[0] * int(np.prod(spatial)) < 2:
+            if (training or (torch_domain and not tracked)) and shape[0] * int(np.prod(spatial)) < 2:
                 shape = (2,) + shape[1:]
         else:
             spatial = tuple(draw(st.lists(side, min_size=spatial_dims, max_size=spatial_dims), label="spatial"))
@@ -142,3 +143,20 @@ def variant_id(variant) -> str:
     words += [] if tracked is None else ["tracked" if tracked else "untracked"]
     words += [] if batched is None else ["batched" if batched else "unbatched"]
     return "-".join(words)
+
+
+def fixed_train_case(layer: str, eps: float | None = 0.05, dtype: str = "float64") -> Case:
+    """A fixed train-mode case of LayerNorm, RMSNorm, GroupNorm or InstanceNorm2d (untracked),
+    affine, with several values per statistic: the subject of the fault tests."""
+    rng = np.random.default_rng(7)
+    if layer == "GroupNorm":
+        params = {"num_groups": 2, "num_channels": 4, "eps": eps, "affine": True}
+        return Case(layer, params, (2, 4, 3), {"weight": rng.uniform(-2, 2, 4), "bias": rng.uniform(-2, 2, 4)}, True)
+    if layer == "InstanceNorm2d":
+        params = {"num_features": 3, "eps": eps, "momentum": 0.1, "affine": True, "track_running_stats": False}
+        state = {"weight": rng.uniform(-2, 2, 3), "bias": rng.uniform(-2, 2, 3), "running_mean": None,
+                 "running_var": None, "num_batches_tracked": None}
+        return Case(layer, params, (2, 3, 2, 2), state, True)
+    params = {"normalized_shape": (2, 3), "eps": eps, "elementwise_affine": True}
+    bias = rng.uniform(-2, 2, (2, 3)) if layer == "LayerNorm" else None
+    return Case(layer, params, (3, 2, 3), {"weight": rng.uniform(-2, 2, (2, 3)), "bias": bias}, True, dtype)

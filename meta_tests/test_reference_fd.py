@@ -31,7 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from meta_tests.reference_cases import Case, cases, variant_id, variants
+from meta_tests.reference_cases import cases, fixed_train_case, variant_id, variants
 from nnconform.reference import dropout_backward, dropout_forward, groupnorm, instancenorm, layernorm, rmsnorm
 
 H = 1e-5
@@ -104,33 +104,16 @@ STANDARDIZE_FAULTS = {
 RMS_FAULTS = {"rms held constant": lambda g, x, r, axes: g * r,
               "r^3 term halved": lambda g, x, r, axes: r * g - 0.5 * r ** 3 * x * (g * x).mean(axis=axes,
                                                                                               keepdims=True)}
+FAULT_LAYERS = {layernorm: "LayerNorm", groupnorm: "GroupNorm", instancenorm: "InstanceNorm2d", rmsnorm: "RMSNorm"}
 FAULTY = ([(module, "standardize_backward", fault, name) for module in (layernorm, groupnorm, instancenorm)
            for name, fault in STANDARDIZE_FAULTS.items()]
           + [(rmsnorm, "rms_backward", fault, name) for name, fault in RMS_FAULTS.items()])
-
-def fixed_case(module) -> Case:
-    """A train-mode case with affine parameters, several values per statistic and fixed values."""
-    rng = np.random.default_rng(7)
-    if module is groupnorm:
-        params = {"num_groups": 2, "num_channels": 4, "eps": 0.05, "affine": True}
-        return Case("GroupNorm", params, (2, 4, 3), {"weight": rng.uniform(-2, 2, 4), "bias": rng.uniform(-2, 2, 4)},
-                    True)
-    if module is instancenorm:
-        params = {"num_features": 3, "eps": 0.05, "momentum": 0.1, "affine": True, "track_running_stats": False}
-        state = {"weight": rng.uniform(-2, 2, 3), "bias": rng.uniform(-2, 2, 3), "running_mean": None,
-                 "running_var": None, "num_batches_tracked": None}
-        return Case("InstanceNorm2d", params, (2, 3, 2, 2), state, True)
-    layer = "LayerNorm" if module is layernorm else "RMSNorm"
-    params = {"normalized_shape": (2, 3), "eps": 0.05, "elementwise_affine": True}
-    return Case(layer, params, (3, 2, 3), {"weight": rng.uniform(-2, 2, (2, 3)),
-                                           "bias": rng.uniform(-2, 2, (2, 3)) if module is layernorm else None},
-                True)
 
 
 @pytest.mark.parametrize("module, function, fault, name", FAULTY,
                          ids=[f"{m.__name__.rsplit('.', 1)[1]}-{n}" for m, _, _, n in FAULTY])
 def test_a_wrong_gradient_is_caught(monkeypatch, module, function, fault, name):
-    case = fixed_case(module)
+    case = fixed_train_case(FAULT_LAYERS[module])
     rng = np.random.default_rng(11)
     x, grad_output = rng.uniform(-3, 3, case.shape), rng.uniform(-1, 1, case.shape)
     monkeypatch.setattr(module, function, fault)
