@@ -30,6 +30,7 @@ def batch_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 def batchnorm_step(x: np.ndarray, state: dict, params: dict, training: bool, dtype=None,
                    conventions: dict | None = None) -> tuple[np.ndarray, dict]:
     """One forward call from ``state``. Returns the output and the state after it.
+    ``dtype`` (the layer's) is accepted for the common reference protocol and not needed.
 
     Batch statistics are used in training, and in eval mode when there are no
     running statistics. In training with running statistics, num_batches_tracked
@@ -55,7 +56,9 @@ def batchnorm_step(x: np.ndarray, state: dict, params: dict, training: bool, dty
         mean, var = state["running_mean"], state["running_var"]
     y = (x - per_channel(mean, x.ndim)) / np.sqrt(per_channel(var, x.ndim) + params["eps"])
     if state["weight"] is not None:
-        y = y * per_channel(state["weight"], x.ndim) + per_channel(state["bias"], x.ndim)
+        y = y * per_channel(state["weight"], x.ndim)
+    if state.get("bias") is not None:
+        y = y + per_channel(state["bias"], x.ndim)
     state = dict(state)
     if training and tracked:
         momentum = params["momentum"]
