@@ -301,8 +301,6 @@ def parse_family(name: str, data: dict, parameters: dict, formula_names: set[str
             raise FamilyError(f"reference.{key}", f"cannot import {path!r}: {type(error).__name__}: {error}") from None
     if normalization is not None and "step" not in reference:
         raise FamilyError("reference.step", "a normalizing family needs its reference step function")
-    if normalization is None and random is None:
-        raise FamilyError("normalization", "a family declares [normalization] (deterministic) or [random]")
     bounds = {n: (p.min, p.max, p.of if p.from_input == "divisor" else None) for n, p in parameters.items()
               if p.kind in ("int", "float")}
     conventions = {}

@@ -114,6 +114,20 @@ FAULTS = [
     _fault("gradients:BatchNormBackwardStatsConstant", "gradients", ["batchnorm.grad.reference"], subset=True),
     _fault("gradients:BatchNormWeightGradFromInput", "gradients", ["batchnorm.grad.reference"], trigger="affine=True"),
     _fault("gradients:BatchNormEvalBackwardThroughBatchStats", "gradients", ["batchnorm.grad.reference"], trigger="eval mode"),
+    # Blind spots of default state and vacuous evidence (meta_tests/zoo/blind_spots.py).
+    _fault("blind_spots:AffineBiasBeforeWeight", "state and API", ["batchnorm.train.output", "batchnorm.eval.output"],
+           trigger="drawn weight and bias", subset=True),
+    _fault("blind_spots:InputGradientIgnoresWeight", "gradients", ["batchnorm.grad.reference"],
+           trigger="drawn weight", subset=True),
+    _fault("blind_spots:EvalIgnoresRunningMean", "running statistics", ["batchnorm.eval.output"],
+           trigger="drawn running_mean"),
+    _fault("blind_spots:DropoutOutputsAllZeros", "scale", ["dropout.train.survivor-scale", "dropout.train.mask-values",
+                                                          "dropout.train.drop-rate"], subset=True),
+    _fault("blind_spots:RunningStatsHidden", "state and API", ["batchnorm.eval.frozen-stats"]),
+    _fault("blind_spots:OutputScaledJustOutsideBound", "numerics", ["batchnorm.train.output"], trigger="float32/float64"),
+    _fault("blind_spots:RunningStatsJustOutsideBound", "numerics", ["batchnorm.train.running-update",
+                                                                   "batchnorm.train.cumulative-average"],
+           trigger="float32/float64"),
 ]
 
 ALTERNATIVES = [
