@@ -23,10 +23,13 @@ class Runner:
     base_seed: int
     max_examples: int
     alpha: float
+    command: str = "pytest"  # "nnconform" when run by the nnconform command
+    options: tuple[str, ...] = ()  # run options that change what an item does (--spec-dir, ...)
 
     def reproduce_command(self, item: Item) -> str:
-        return (f"pytest --backend {shlex.quote(self.backend_spec)} --seed {self.base_seed} "
-                f"--max-examples {self.max_examples} -k {shlex.quote(item.id)}")
+        options = "".join(f" {shlex.quote(option)}" for option in self.options)
+        return (f"{self.command} --backend {shlex.quote(self.backend_spec)} --seed {self.base_seed} "
+                f"--max-examples {self.max_examples}{options} -k {shlex.quote(item.id)}")
 
     def run(self, item: Item, evidence: dict) -> None:
         """Run the item's examples; raise the minimal failure. Writes evidence for the

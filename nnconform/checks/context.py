@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from nnconform.dtypes import NUMPY_DTYPES, dtype_name
+from nnconform.hangs import BACKEND_CALLS
 from nnconform.reference import INITIAL_STATE
 from nnconform.spec import Clause
 from nnconform.strategies import Case
@@ -111,7 +112,7 @@ class CheckContext:
     def _call(self, what: str, function, *args):
         __tracebackhide__ = True
         try:
-            return function(*args)
+            return BACKEND_CALLS.run(what, function, *args)
         except ClauseFailure:
             raise
         except (Exception, SystemExit) as error:
