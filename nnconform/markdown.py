@@ -5,7 +5,7 @@ clauses by layer. Made for a CI step summary."""
 
 from __future__ import annotations
 
-from nnconform.summary import FAILING, STATUSES, describe_value
+from nnconform.summary import FAILING, STATUSES, count, describe_value
 
 SYMBOLS = {
     "passed": "✅", "failed": "❌", "crashed": "💥", "timed-out": "⌛", "known-deviation": "📌", "xfailed": "🟡",
@@ -86,7 +86,7 @@ def _power_sections(items: list[dict]) -> list[str]:
                 groups.setdefault(describe_value(entry[key]), []).append(entry["id"])
         if groups:
             lines += ["", f"### {title}", ""]
-            lines += [f"- {_inline(text)}: {len(ids)} items (" + ", ".join(f"`{i}`" for i in ids[:5])
+            lines += [f"- {_inline(text)}: {count(len(ids), 'item')} (" + ", ".join(f"`{i}`" for i in ids[:5])
                       + (f" and {len(ids) - 5} more" if len(ids) > 5 else "") + ")" for text, ids in groups.items()]
     return lines
 

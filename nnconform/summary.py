@@ -129,8 +129,8 @@ class ConformanceSummary:
         if status == "now-passing":
             outcome.message = f"now passing, remove it from the xfails file ({outcome.reason})"
         if status == "no-longer-deviates":
-            outcome.message = (f"no longer deviates: the {outcome.reason} did not happen; the framework may have "
-                               "fixed it (tell nnconform, so the entry can be narrowed with version=)")
+            outcome.message = (f"no longer deviates: the {outcome.reason} did not show in this run; if the "
+                               "framework fixed it, its entry's version= should leave this version out (tell nnconform)")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):
@@ -149,9 +149,9 @@ class ConformanceSummary:
         if counts["unsupported"]:
             write(f"note: {counts['unsupported']} items are not supported by the backend and were NOT checked")
         for reason, keys in self.grouped("limited").items():
-            write(f"note: {len(keys)} items ran with reduced power: {reason} ({_some(keys)})")
+            write(f"note: {count(len(keys), 'item')} ran with reduced power: {reason} ({_some(keys)})")
         for conventions, keys in self.grouped("conventions").items():
-            write(f"note: {len(keys)} items passed under the conventions {conventions} ({_some(keys)})")
+            write(f"note: {count(len(keys), 'item')} passed under the conventions {conventions} ({_some(keys)})")
         for key, outcome in sorted(self.outcomes.items()):
             if outcome.status in FAILING:
                 write(f"  {outcome.status.upper()} {key}: {outcome.message}")
@@ -235,6 +235,10 @@ def describe_value(value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{name}={value[name]}" for name in sorted(value))
     return str(value)
+
+
+def count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _some(keys: list[str], shown: int = 3) -> str:

@@ -14,8 +14,11 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import pytest
+
 from nnconform.backends import BUILTIN
 from nnconform.expectations import KNOWN_KIND, Rule, load_rules
+from nnconform.hangs import ClauseTimeout
 
 # torch-cuda shares torch's file: a line meant for the CPU only says backend=torch.
 FILES = {"torch": "torch.txt", "torch-cuda": "torch.txt", "reference": "reference.txt"}
@@ -62,15 +65,10 @@ def judge(report, call, rule: Rule, strict: bool) -> None:
         else:
             report.outcome, report.wasxfail = "passed", text
         return
-    if not isinstance(call.excinfo.value, Exception) or call.excinfo.errisinstance(_skip_exception()):
+    if call.excinfo.errisinstance((pytest.skip.Exception, KeyboardInterrupt, ClauseTimeout)):
         return
     if rule.matches_failure(report.longreprtext):
         report.outcome, report.wasxfail = "skipped", text
     else:
         report.sections.append(("nnconform", f"this failure is not the {text} (its match= did not find "
                                              f"{rule.qualifiers.get('match')!r} in the failure)"))
-
-
-def _skip_exception():
-    import pytest
-    return pytest.skip.Exception
