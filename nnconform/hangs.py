@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,8 +101,9 @@ class HangRegistry:
         self.directory = Path(directory)
 
     @classmethod
-    def create(cls) -> "HangRegistry":
-        return cls(tempfile.mkdtemp(prefix="nnconform-hangs-"))
+    def new(cls) -> "HangRegistry":
+        """A registry for a new run; its directory is made at the first hang."""
+        return cls(Path(tempfile.gettempdir()) / f"nnconform-hangs-{os.getpid()}-{uuid.uuid4().hex[:12]}")
 
     def _path(self, layer: str) -> Path:
         return self.directory / (re.sub(r"[^\w.-]", "_", layer) + ".json")
@@ -111,6 +113,7 @@ class HangRegistry:
         entry = {"layer": layer, "item": item_id, "limit": limit, "call": call or "a backend call",
                  "at": time.time()}
         try:
+            self.directory.mkdir(mode=0o700, exist_ok=True)
             descriptor, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
             with os.fdopen(descriptor, "w") as handle:
                 json.dump(entry, handle)

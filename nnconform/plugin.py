@@ -1,6 +1,6 @@
 """The pytest plugin: options, validation before any test, one item per clause,
-layer and dtype, expected failures and skips, per-item time limits, and the
-conformance summary and reports.
+layer and dtype, expected failures, skips and known deviations (nnconform.known),
+per-item time limits (nnconform.timeouts), and the conformance summary and reports.
 
 Specs, expectations files and report paths are checked in pytest_configure, and
 the backend is loaded when the session starts, so a bad spec file, a malformed
@@ -20,14 +20,13 @@ from hypothesis import settings
 
 import nnconform
 from nnconform import profiles
-from nnconform.backend_api import BackendError
-from nnconform.backends import BUILTIN, available_backends, load_backend
+from nnconform.backends import available_backends
 from nnconform.cli import suite_file
 from nnconform.expectations import ExpectationError, UnmatchedExpectationWarning, first_match, load_rules, unmatched
-from nnconform.hangs import HangRegistry
-from nnconform.items import all_items, decision_alpha
-from nnconform.known import builtin_name, judge, load_known
-from nnconform.report import ReportPathError, ReportWriter, ensure_writable, platform_info
+from nnconform.items import all_items
+from nnconform.known import judge
+from nnconform.report import ReportPathError, ReportWriter, ensure_writable
+from nnconform.run_state import RunState
 from nnconform.runner import Runner
 from nnconform.spec import SpecError, load_specs
 from nnconform.summary import ConformanceSummary, XdistCollection
@@ -121,13 +120,10 @@ def pytest_configure(config):
         xfails, skips = _rules(config, "xfails_file", "xfails"), _rules(config, "skips_file", "skips")
     except ExpectationError as error:
         raise pytest.UsageError(str(error)) from None
-    st = _State(config, specs, profile, max_examples, profile_source=profile_source,
-                clause_timeout=clause_timeout, xfails=xfails, skips=skips)
+    st = RunState(config, specs, profile, max_examples, profile_source=profile_source,
+                  clause_timeout=clause_timeout, xfails=xfails, skips=skips)
     config.stash[_STATE] = st
     worker = getattr(config, "workerinput", None)
-    hang_directory = worker.get("nnconform_hangs") if worker else None
-    st.hangs = HangRegistry(hang_directory) if hang_directory else HangRegistry.create()
-    st.owns_hangs = hang_directory is None
     config.pluginmanager.register(TimeLimits(st.hangs, _item_of, lambda item: st.runner().reproduce_command(item)),
                                   "nnconform-time-limits")
     if worker is not None:
@@ -148,7 +144,7 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     st = config.stash.get(_STATE, None)
-    if st is not None and getattr(st, "owns_hangs", False):
+    if st is not None and st.owns_hangs:
         shutil.rmtree(st.hangs.directory, ignore_errors=True)
 
 
@@ -214,95 +210,10 @@ def pytest_configure_node(node):
     node.workerinput["nnconform_hangs"] = str(st.hangs.directory)
 
 
-class _State:
-    def __init__(self, config, specs, profile, max_examples, *, profile_source, clause_timeout, xfails, skips):
-        self.config, self.specs, self.profile, self.max_examples = config, specs, profile, max_examples
-        self.profile_source, self.clause_timeout = profile_source, clause_timeout
-        self.xfails, self.skips = xfails, skips
-        explicit = config.getoption("seed")
-        worker = getattr(config, "workerinput", {})
-        if explicit is not None:
-            self.base_seed = explicit
-        elif "nnconform_seed" in worker:
-            self.base_seed = worker["nnconform_seed"]
-        elif profile == "ci":
-            self.base_seed = profiles.CI_SEED
-        else:
-            self.base_seed = int.from_bytes(os.urandom(4), "little")
-        self.backend_spec = config.getoption("backend")
-        self._backend = None
-        self._known = None
-
-    @property
-    def backend(self):
-        if self._backend is None:
-            try:
-                self._backend = load_backend(self.backend_spec)
-            except BackendError as error:
-                raise pytest.UsageError(str(error)) from None
-        return self._backend
-
-    def backend_names(self) -> tuple[str, ...]:
-        """What a backend= qualifier may match: the --backend argument and the name."""
-        return (self.backend_spec, str(getattr(self.backend, "name", self.backend_spec)))
-
-    def backend_version(self) -> str | None:
-        return str(getattr(self.backend, "version", "") or "") or None
-
-    def known(self) -> tuple:
-        """(path, rules) of the built-in backend's known deviations; (None, []) when
-        --no-known-deviations is given or the backend is not a built-in one."""
-        if self._known is None:
-            if self.config.getoption("no_known_deviations"):
-                self._known = (None, [])
-            else:
-                try:
-                    spec = self.backend_spec
-                    self._known = load_known(builtin_name(spec, None if spec in BUILTIN else self.backend))
-                except ExpectationError as error:
-                    raise pytest.UsageError(f"nnconform's own {error}") from None
-        return self._known
-
-    def runner(self) -> Runner:
-        config = self.config
-        options = [f"--spec-dir={config.getoption('spec_dir')}"] if config.getoption("spec_dir") else []
-        if config.getoption("no_known_deviations"):
-            options.append("--no-known-deviations")
-        return Runner(self.backend, self.backend_spec, self.base_seed, self.max_examples,
-                      decision_alpha(self.specs, self.max_examples),
-                      command=config.getoption("nnconform_command"), options=tuple(options))
-
-    def describe(self) -> dict:
-        """Suite, backend, platform and run settings for the reports."""
-        backend, config = self.backend, self.config
-        capabilities = backend.capabilities
-        workers = config.getoption("numprocesses", None) if config.getoption("dist", "no") != "no" else None
-        return {
-            "suite": {"name": "nnconform", "version": nnconform.__version__,
-                      "spec_files": [os.path.basename(path) for path in self.specs.files],
-                      "false_alarm_budget": self.specs.false_alarm_budget,
-                      "decision_alpha": decision_alpha(self.specs, self.max_examples)},
-            "backend": {"spec": self.backend_spec, "name": str(getattr(backend, "name", self.backend_spec)),
-                        "version": str(getattr(backend, "version", "")) or None,
-                        "device": capabilities.device, "layers": sorted(capabilities.layers),
-                        "dtypes": sorted(capabilities.dtypes), "autograd": capabilities.autograd,
-                        "unavailable": getattr(backend, "unavailable", None) or None},
-            "platform": platform_info(),
-            "run": {"profile": self.profile, "profile_source": self.profile_source, "seed": self.base_seed,
-                    "max_examples": self.max_examples, "clause_timeout": self.clause_timeout,
-                    "workers": workers, "xfails_file": config.getoption("xfails_file"),
-                    "skips_file": config.getoption("skips_file"),
-                    "strict_xfails": config.getoption("strict_xfails"),
-                    "known_deviations": str(self.known()[0]) if self.known()[0] else None,
-                    "allow_nothing_checked": config.getoption("allow_nothing_checked"),
-                    "arguments": list(config.invocation_params.args)},
-        }
+_STATE = pytest.StashKey[RunState]()
 
 
-_STATE = pytest.StashKey[_State]()
-
-
-def state(config) -> _State:
+def state(config) -> RunState:
     return config.stash[_STATE]
 
 
