@@ -8,11 +8,12 @@ suite-wide bound holds for the full default run and for every part of it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from dataclasses import dataclass
 
-from nnconform.spec import Clause, SpecSet
+from nnconform.spec import Clause, Domain, SpecSet
 from nnconform.vocabulary import CHECK_KINDS
 
 
@@ -39,6 +40,36 @@ class Item:
         return CHECK_KINDS[self.clause.check].needs_autograd
 
 
+def pinned_clauses(clause: Clause) -> list[Clause]:
+    """The clause pinned to each value one of its domains always includes: these run on
+    every run, so the values where implementations break give the same verdict each time."""
+    pinned = []
+    for name, domain in clause.params.items():
+        for value in domain.include:
+            params = {**clause.params, name: Domain(name, domain.kind, choices=(value,))}
+            pinned.append(dataclasses.replace(clause, params=params))
+    return pinned
+
+
+def unsupported_reason(item: Item, capabilities, strict_conventions: bool = False) -> str | None:
+    """Why a backend with these capabilities cannot run the item, or None: its layer,
+    dtype or autograd; parameter values it declared unsupported that are all the clause
+    uses; or a declared convention under which the clause does not apply."""
+    reason = capabilities.unsupported_reason(item.layer, item.dtype, item.needs_autograd)
+    if reason:
+        return reason
+    from nnconform.strategies import unsupported_values
+    reason = unsupported_values(item.clause, capabilities.supports_value)
+    if reason:
+        return reason
+    declared = {} if strict_conventions else capabilities.conventions
+    for name, variant in item.clause.options.get("applies_under", {}).items():
+        default = item.clause.model.conventions[name].default
+        if declared.get(name, default) != variant:
+            return f"the clause applies under {name}={variant}; the backend declares {name}={declared.get(name)}"
+    return None
+
+
 def all_items(specs: SpecSet) -> list[Item]:
     return [Item(clause, layer, dtype)
             for clause in specs.clauses for layer in clause.layers for dtype in clause.input.dtypes]
@@ -47,7 +78,8 @@ def all_items(specs: SpecSet) -> list[Item]:
 def statistical_decisions(specs: SpecSet, max_examples: int) -> int:
     """How many statistical decisions a full run makes: one per example of each
     statistical item."""
-    return sum(item.examples(max_examples) for item in all_items(specs) if item.clause.statistical)
+    return sum(item.examples(max_examples) + len(pinned_clauses(item.clause))
+               for item in all_items(specs) if item.clause.statistical)
 
 
 def decision_alpha(specs: SpecSet, max_examples: int) -> float:

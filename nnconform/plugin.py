@@ -23,7 +23,7 @@ from nnconform import profiles
 from nnconform.backends import available_backends
 from nnconform.cli import suite_file
 from nnconform.expectations import ExpectationError, UnmatchedExpectationWarning, first_match, load_rules, unmatched
-from nnconform.items import all_items
+from nnconform.items import all_items, unsupported_reason
 from nnconform.known import judge
 from nnconform.report import ReportPathError, ReportWriter, ensure_writable
 from nnconform.run_state import RunState
@@ -81,6 +81,9 @@ def pytest_addoption(parser):
                     help="fail the run when an expected failure passes")
     group.addoption("--conformance-json", default=None, metavar="PATH", help="write the JSON report here")
     group.addoption("--conformance-md", default=None, metavar="PATH", help="write the Markdown report here")
+    group.addoption("--conventions", choices=("declared", "torch"), default="declared",
+                    help="judge convention-dependent clauses under the conventions the backend declares "
+                         "(default), or strictly under torch's (the spec's defaults)")
     group.addoption("--clause-timeout", default=str(DEFAULT_CLAUSE_TIMEOUT), metavar="SECONDS",
                     help=f"time limit of one item (default {DEFAULT_CLAUSE_TIMEOUT:g}); 0 disables. After an item "
                          "hangs, its layer's other items are not run and the rest get a shorter probe limit")
@@ -229,7 +232,7 @@ def pytest_generate_tests(metafunc):
         if unavailable:
             marks.append(pytest.mark.skip(reason=f"backend {st.backend_spec!r} unavailable: {unavailable}"))
         else:
-            reason = backend.capabilities.unsupported_reason(item.layer, item.dtype, item.needs_autograd)
+            reason = unsupported_reason(item, backend.capabilities, st.strict_conventions)
             if reason:
                 marks.append(pytest.mark.skip(reason=f"{UNSUPPORTED}: {reason}"))
         params.append(pytest.param(item, id=item.id, marks=marks))

@@ -50,7 +50,13 @@ class RunState:
                 self._backend = load_backend(self.backend_spec)
             except BackendError as error:
                 raise pytest.UsageError(str(error)) from None
+            if callable(getattr(self._backend, "use_specs", None)):
+                self._backend.use_specs(self.specs)  # a backend built from the specs (reference)
         return self._backend
+
+    @property
+    def strict_conventions(self) -> bool:
+        return self.config.getoption("conventions") == "torch"
 
     def backend_names(self) -> tuple[str, ...]:
         """What a backend= qualifier may match: the --backend argument and the name."""
@@ -76,10 +82,12 @@ class RunState:
     def runner(self) -> Runner:
         config = self.config
         options = [f"--spec-dir={config.getoption('spec_dir')}"] if config.getoption("spec_dir") else []
+        if self.strict_conventions:
+            options.append("--conventions=torch")
         if config.getoption("no_known_deviations"):
             options.append("--no-known-deviations")
         return Runner(self.backend, self.backend_spec, self.base_seed, self.max_examples,
-                      decision_alpha(self.specs, self.max_examples),
+                      decision_alpha(self.specs, self.max_examples), self.strict_conventions,
                       command=config.getoption("nnconform_command"), options=tuple(options))
 
     def describe(self) -> dict:

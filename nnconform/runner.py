@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import given, seed, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 
 from nnconform.checks import CHECKS, CheckContext, ClauseFailure
-from nnconform.items import Item
+from nnconform.items import Item, pinned_clauses
 from nnconform.strategies import draw_case
 
 
@@ -23,13 +24,21 @@ class Runner:
     base_seed: int
     max_examples: int
     alpha: float
+    strict_conventions: bool = False  # --conventions=torch: judge by the spec's defaults
     command: str = "pytest"  # "nnconform" when run by the nnconform command
     options: tuple[str, ...] = ()  # run options that change what an item does (--spec-dir, ...)
+    _pinned: dict = field(default_factory=dict)
 
     def reproduce_command(self, item: Item) -> str:
         options = "".join(f" {shlex.quote(option)}" for option in self.options)
         return (f"{self.command} --backend {shlex.quote(self.backend_spec)} --seed {self.base_seed} "
                 f"--max-examples {self.max_examples}{options} -k {shlex.quote(item.id)}")
+
+    def pinned(self, item: Item) -> list:
+        """The item's clause once per value its domains always include, pinned to it."""
+        if item.id not in self._pinned:
+            self._pinned[item.id] = pinned_clauses(item.clause)
+        return self._pinned[item.id]
 
     def run(self, item: Item, evidence: dict) -> None:
         """Run the item's examples; raise the minimal failure. Writes evidence for the
@@ -38,24 +47,48 @@ class Runner:
         check = CHECKS[item.clause.check]
         evidence["examples"] = 0
         alpha = self.alpha if item.clause.statistical else None
+        capabilities = getattr(self.backend, "capabilities", None)
+        supports = getattr(capabilities, "supports_value", None)
+        notes: dict = {}
+        declared = {} if self.strict_conventions else getattr(capabilities, "conventions", {})
+        try:
+            conventions = item.clause.model.resolve(declared)
+        except ValueError as error:
+            pytest.fail(f"[{item.clause.id}] backend {self.backend_spec!r} declares a convention the spec does not "
+                        f"allow: {error}", pytrace=False)
+        judged_under = {name: conventions[name] for name in item.clause.options.get("conventions", ())
+                        if conventions[name] != item.clause.model.conventions[name].default}
+        if judged_under:
+            evidence["conventions"] = judged_under
 
-        @seed(item.seed(self.base_seed))
-        @settings(max_examples=item.examples(self.max_examples))
-        @given(data=st.data())
-        def conformance_example(data):
-            case = draw_case(data, item.clause, item.layer, item.dtype)
-            context = CheckContext(item.clause, case, self.backend, alpha)
-            evidence["examples"] += 1
+        def examples(clause, count: int, seed_value: int):
+            @seed(seed_value)
+            @settings(max_examples=count)
+            @given(data=st.data())
+            def conformance_example(data):
+                case = draw_case(data, clause, item.layer, item.dtype, supports)
+                context = CheckContext(clause, case, self.backend, alpha, notes=notes, conventions=conventions)
+                evidence["examples"] += 1
+                try:
+                    check(context)
+                finally:
+                    if context.evidence:
+                        evidence.setdefault("statistics", []).append(context.evidence)
             try:
-                check(context)
-            finally:
-                if context.evidence:
-                    evidence.setdefault("statistics", []).append(context.evidence)
+                conformance_example()
+            except Unsatisfiable:
+                raise ClauseFailure(f"[{item.clause.id}] never exercised: none of the examples drawn exercised the "
+                                    f"clause's property ({notes.get('not exercised', 'every example was rejected')}), "
+                                    f"so nothing was checked") from None
 
         started = time.perf_counter()
         failures = None
         try:
-            conformance_example()
+            # The values where implementations break (each domain's `include`) run on
+            # every run, one pinned example each, before the drawn examples.
+            for offset, clause in enumerate(self.pinned(item), start=1):
+                examples(clause, 1, item.seed(self.base_seed) + offset)
+            examples(item.clause, item.examples(self.max_examples), item.seed(self.base_seed))
         except (ClauseFailure, BaseExceptionGroup) as error:
             failures = _clause_failures(error)
             if failures is None:
@@ -68,6 +101,9 @@ class Runner:
             raise
         finally:
             evidence["seconds"] = round(time.perf_counter() - started, 4)
+            for key in ("limited", "looseness"):
+                if key in notes:
+                    evidence[key] = notes[key]
         if failures:
             evidence["reproduce"] = self.reproduce_command(item)
             pytest.fail("\n\n".join(failures) + f"\nreproduce with: {evidence['reproduce']}", pytrace=False)

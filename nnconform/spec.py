@@ -12,15 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nnconform.family import Family, FamilyError, parse_family
 from nnconform.formula import Formula, FormulaError
 from nnconform.vocabulary import (
-    CHECK_KINDS, DTYPES, LAYOUTS, MODES, OBSERVABLES, SCENARIO_PARAMETERS, STATE_FIELDS, VALUE_PROFILES,
+    CHECK_KINDS, DTYPES, LAYOUTS, MODES, SCENARIO_PARAMETERS, STATE_MODES, VALUE_PROFILES,
 )
 
 SUITE_FILE = "suite.toml"
-_PARAM_KINDS = ("float", "int", "bool")
+_PARAM_KINDS = ("float", "int", "bool", "shape")
+# Values a parameter may take from the drawn input: its channel count, its trailing
+# shape (a drawn number of trailing axes), or a divisor of another parameter.
+_FROM_INPUT = ("channels", "trailing", "divisor")
 _CLAUSE_FIELDS = {"id", "statement", "mode", "check", "params", "input", "tolerance", "examples",
-                  "layers", "statistics", "expected", "trainable", "fields", "observe", "error", "when"}
+                  "layers", "statistics", "expected", "trainable", "fields", "observe", "error", "when", "state",
+                  "conventions", "applies_under"}
 _INPUT_FIELDS = {"dtypes", "ranks", "side", "values", "per_channel", "layouts"}
 _STAT_FIELDS = {"power", "delta", "why", "n", "n_counts", "alpha"}
 
@@ -48,6 +53,9 @@ class Parameter:
     nullable: bool = False
     default: Any = None
     from_input: str | None = None
+    of: str | None = None                    # from_input = "divisor": the parameter it divides
+    length: tuple[int, int] = (1, 1)         # from_input = "trailing": how many trailing axes
+    int_when_single: bool = False            # a one-axis shape may be passed as a plain int
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,9 @@ class Clause:
     source: str
     layer_ranks: dict[str, tuple[int, int]] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
-    derived: dict[str, str] = field(default_factory=dict)
+    derived: dict[str, "Parameter"] = field(default_factory=dict)
+    model: Family | None = None
+    unbatched_ranks: dict[str, tuple[int, int] | None] = field(default_factory=dict)
 
     @property
     def statistical(self) -> bool:
@@ -160,31 +170,59 @@ def _load_family(path: Path) -> list[Clause]:
     layers = data.get("layers")
     if not isinstance(layers, dict) or not layers:
         raise SpecError(path, None, "layers", "at least one [layers.NAME] table is required")
-    layer_ranks = {name: _range(spec.get("ranks", [1, 5]), path, None, f"layers.{name}.ranks", 0, 8)
-                   for name, spec in layers.items()}
-    parameters = {name: _parameter(name, spec, path) for name, spec in data.get("parameters", {}).items()}
+    layer_ranks, unbatched = {}, {}
+    for name, spec in layers.items():
+        if not isinstance(spec, dict) or set(spec) - {"ranks", "unbatched_ranks"}:
+            raise SpecError(path, None, f"layers.{name}", "a layer table takes ranks and unbatched_ranks")
+        layer_ranks[name] = _range(spec.get("ranks", [1, 5]), path, None, f"layers.{name}.ranks", 0, 8)
+        raw_unbatched = spec.get("unbatched_ranks")
+        unbatched[name] = None if raw_unbatched is None else _range(
+            raw_unbatched, path, None, f"layers.{name}.unbatched_ranks", 0, 8)
+        if unbatched[name] and not (unbatched[name][1] < layer_ranks[name][0] or unbatched[name][0] > layer_ranks[name][1]):
+            raise SpecError(path, None, f"layers.{name}.unbatched_ranks", "must not overlap the batched ranks")
+    raw_parameters = data.get("parameters", {})
+    if not isinstance(raw_parameters, dict):
+        raise SpecError(path, None, "parameters", "must be a table of [parameters.NAME] tables")
+    parameters = {name: _parameter(name, spec, path) for name, spec in raw_parameters.items()}
+    for name, param in parameters.items():
+        if param.from_input == "divisor" and (param.of not in parameters or parameters[param.of].from_input != "channels"):
+            raise SpecError(path, None, f"parameters.{name}.of", "a divisor must name a parameter taken from the input's channels")
+    names = set(parameters) | set(SCENARIO_PARAMETERS)
+    try:
+        model = parse_family(family, data, parameters, names)
+    except FamilyError as error:
+        raise SpecError(path, None, error.field, error.problem) from None
     base_tolerance = data.get("tolerance", {})
     clauses = data.get("clause")
     if not isinstance(clauses, list) or not clauses:
         raise SpecError(path, None, "clause", "at least one [[clause]] is required")
-    return [_clause(raw, family, layer_ranks, parameters, base_tolerance, path) for raw in clauses]
+    context = dict(family=family, layer_ranks=layer_ranks, unbatched=unbatched, parameters=parameters,
+                   base_tolerance=base_tolerance, model=model)
+    return [_clause(raw, path=path, **context) for raw in clauses]
 
 
 def _parameter(name: str, spec: dict, path: Path) -> Parameter:
     where = f"parameters.{name}"
+    if not isinstance(spec, dict):
+        raise SpecError(path, None, where, "must be a table")
     kind = spec.get("kind")
     if kind not in _PARAM_KINDS:
         raise SpecError(path, None, f"{where}.kind", f"must be one of {list(_PARAM_KINDS)}, got {kind!r}")
     low, high = spec.get("min"), spec.get("max")
-    if kind != "bool" and spec.get("from_input") is None and (low is None or high is None):
+    from_input = spec.get("from_input")
+    if from_input not in (None, *_FROM_INPUT):
+        raise SpecError(path, None, f"{where}.from_input", f"must be one of {list(_FROM_INPUT)}, got {from_input!r}")
+    if kind in ("float", "int") and from_input is None and (low is None or high is None):
         raise SpecError(path, None, where, "a numeric parameter needs min and max")
-    if spec.get("from_input") not in (None, "channels"):
-        raise SpecError(path, None, f"{where}.from_input", "the only input-derived value is 'channels'")
-    return Parameter(name, kind, low, high, bool(spec.get("nullable", False)),
-                     spec.get("default"), spec.get("from_input"))
+    if kind == "shape" and from_input != "trailing":
+        raise SpecError(path, None, f"{where}.from_input", "a shape parameter is taken from the input: 'trailing'")
+    length = _range(spec.get("length", [1, 1]), path, None, f"{where}.length", 1, 8)
+    return Parameter(name, kind, low, high, bool(spec.get("nullable", False)), spec.get("default"), from_input,
+                     spec.get("of"), length, bool(spec.get("int_when_single", False)))
 
 
-def _clause(raw: dict, family: str, layer_ranks, parameters, base_tolerance, path: Path) -> Clause:
+def _clause(raw: dict, *, family: str, layer_ranks, unbatched, parameters, base_tolerance, model: Family,
+            path: Path) -> Clause:
     clause_id = raw.get("id")
     if not isinstance(clause_id, str) or not clause_id.startswith(family + "."):
         raise SpecError(path, clause_id, "id", f"must be a string starting with {family + '.'!r}")
@@ -212,6 +250,8 @@ def _clause(raw: dict, family: str, layer_ranks, parameters, base_tolerance, pat
     defaults = {name: p.default for name, p in parameters.items() if p.from_input is None}
     defaults.update({name: s["default"] for name, s in SCENARIO_PARAMETERS.items()})
     names = set(defaults) | {n for n, p in parameters.items() if p.from_input}
+    if model.random is not None and model.random.rate not in parameters:
+        raise SpecError(path, clause_id, "random.rate", "names no parameter")
 
     input_domain = _input(raw.get("input", {}), path, clause_id)
     for field_name in kind.required:
@@ -220,11 +260,20 @@ def _clause(raw: dict, family: str, layer_ranks, parameters, base_tolerance, pat
     for field_name in {"expected", "trainable", "fields", "observe", "error", "when", "statistics"} & set(raw):
         if field_name not in kind.required | kind.optional:
             raise SpecError(path, clause_id, field_name, f"check kind {check!r} does not take this field")
-    options = _options(raw, check, names, path, clause_id)
+    options = _options(raw, check, names, model, path, clause_id)
+    options.update(_conventions(raw, model, path, clause_id))
+    if "state" in raw:
+        if raw["state"] not in STATE_MODES:
+            raise SpecError(path, clause_id, "state", f"must be one of {list(STATE_MODES)}, got {raw['state']!r}")
+        if not kind.takes_state:
+            raise SpecError(path, clause_id, "state", f"check kind {check!r} does not take drawn state")
+        options["state"] = raw["state"]
 
     tolerance_table = {**base_tolerance, **raw.get("tolerance", {})}
     tolerances = {}
-    if kind.needs_tolerance:
+    # Checks that need a tolerance require one for every dtype; others (a statistical
+    # check reading a random layer's dropped value) use the family's where it has one.
+    if kind.needs_tolerance or any(d in tolerance_table for d in input_domain.dtypes):
         for dtype in input_domain.dtypes:
             entry = tolerance_table.get(dtype)
             if not isinstance(entry, dict):
@@ -244,15 +293,17 @@ def _clause(raw: dict, family: str, layer_ranks, parameters, base_tolerance, pat
     return Clause(clause_id, statement.strip(), family, layers, modes, check, params, input_domain,
                   tolerances, accumulation, rounding, examples, options, statistics, str(path),
                   {name: layer_ranks[name] for name in layers}, defaults,
-                  {n: p.from_input for n, p in parameters.items() if p.from_input})
+                  {n: p for n, p in parameters.items() if p.from_input and n not in params}, model,
+                  {name: unbatched[name] for name in layers})
 
 
 def _domain(name: str, spec: Any, parameters: dict[str, Parameter], path: Path, clause_id: str) -> Domain:
     where = f"params.{name}"
     if name in parameters:
         param = parameters[name]
-        if param.from_input:
-            raise SpecError(path, clause_id, where, f"is derived from the input ({param.from_input}) and cannot be varied")
+        if param.from_input and not (isinstance(spec, dict) and set(spec) == {"choices"}):
+            raise SpecError(path, clause_id, where, f"is derived from the input ({param.from_input}); "
+                                                    "a clause may only pin it with choices")
     elif name in SCENARIO_PARAMETERS:
         param = Parameter(name, **SCENARIO_PARAMETERS[name])
     else:
@@ -293,6 +344,12 @@ def _value(value: Any, param: Parameter, path: Path, clause_id: str, where: str,
         if not isinstance(value, bool):
             raise SpecError(path, clause_id, where, f"expected true or false, got {value!r}")
         return value
+    if param.kind == "shape":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise SpecError(path, clause_id, where, f"expected a list of integers or an integer, got {value!r}")
+        return tuple(value)
     low, high = (param.min, param.max) if strict else (None, None)
     number = _number(value, path, clause_id, where, low, high)
     return int(number) if param.kind == "int" else number
@@ -342,7 +399,9 @@ def _input(raw: dict, path: Path, clause_id: str) -> InputDomain:
     )
 
 
-def _options(raw: dict, check: str, names: set[str], path: Path, clause_id: str) -> dict[str, Any]:
+def _options(raw: dict, check: str, names: set[str], model: Family, path: Path, clause_id: str) -> dict[str, Any]:
+    state_fields = tuple(model.state)
+    observables = ("output",) + state_fields
     options: dict[str, Any] = {}
     expected = raw.get("expected")
     try:
@@ -350,14 +409,14 @@ def _options(raw: dict, check: str, names: set[str], path: Path, clause_id: str)
             options["expected"] = Formula(expected, names)
         elif isinstance(expected, dict):
             for key in expected:
-                if key not in STATE_FIELDS:
-                    raise SpecError(path, clause_id, f"expected.{key}", f"not a state field; known are {list(STATE_FIELDS)}")
+                if key not in state_fields:
+                    raise SpecError(path, clause_id, f"expected.{key}", f"not a state field of this family; known are {list(state_fields)}")
             options["expected"] = {k: Formula(v, names) for k, v in expected.items()}
         elif expected is not None:
             raise SpecError(path, clause_id, "expected", "must be a formula string or a table of formulas")
     except FormulaError as error:
         raise SpecError(path, clause_id, "expected", str(error)) from None
-    for key, allowed in (("fields", STATE_FIELDS), ("trainable", STATE_FIELDS), ("observe", OBSERVABLES)):
+    for key, allowed in (("fields", state_fields), ("trainable", state_fields), ("observe", observables)):
         if key in raw:
             value = raw[key]
             if not isinstance(value, list) or not value or any(v not in allowed for v in value):
@@ -371,6 +430,25 @@ def _options(raw: dict, check: str, names: set[str], path: Path, clause_id: str)
         if raw["when"] not in ("build", "forward"):
             raise SpecError(path, clause_id, "when", "must be 'build' or 'forward'")
         options["when"] = raw["when"]
+    return options
+
+
+def _conventions(raw: dict, model: Family, path: Path, clause_id: str) -> dict[str, Any]:
+    """`conventions`: the family conventions this clause's verdict depends on (the report
+    names the variant it passed under); `applies_under`: variants outside which the
+    clause does not apply (such items are unsupported by that backend)."""
+    options = {}
+    names = raw.get("conventions", [])
+    if not isinstance(names, list) or any(n not in model.conventions for n in names):
+        raise SpecError(path, clause_id, "conventions", f"must list conventions of this family: {sorted(model.conventions)}")
+    options["conventions"] = tuple(names)
+    applies = raw.get("applies_under", {})
+    if not isinstance(applies, dict):
+        raise SpecError(path, clause_id, "applies_under", "must be a table { CONVENTION = \"VARIANT\" }")
+    for name, variant in applies.items():
+        if name not in model.conventions or variant not in model.conventions[name].variants:
+            raise SpecError(path, clause_id, f"applies_under.{name}", "must name a convention of this family and one of its variants")
+    options["applies_under"] = dict(applies)
     return options
 
 

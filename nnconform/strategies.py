@@ -6,6 +6,7 @@ choices: the parameters, the shape, the value profile and the seeds.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -39,11 +40,39 @@ class Case:
     value_seed: int
     seed: int
     layout: str = "contiguous"
+    batched: bool = True
+    state_draw: tuple[float, int] | None = None  # (magnitude, seed) of drawn state; None: initial
 
     def names(self) -> dict[str, float]:
-        """Values for formulas: parameters and scenario counts, None as NaN."""
+        """Values for formulas: numeric parameters and scenario counts, None as NaN."""
         merged = {**self.params, **self.scenario}
-        return {k: (math.nan if v is None else float(v)) for k, v in merged.items()}
+        return {k: (math.nan if v is None else float(v)) for k, v in merged.items()
+                if v is None or isinstance(v, (bool, int, float))}
+
+    def as_batched(self, x: np.ndarray) -> np.ndarray:
+        """x with its batch axis: unbatched inputs gain a leading axis of one."""
+        return x if self.batched else x[np.newaxis]
+
+    def drawn_state(self, family, conventions: dict | None = None) -> dict:
+        """Values to load into the layer's state: signed, of the drawn magnitude; positive
+        where the field must be (a variance); counters from 0 to 1000. Deterministic in the
+        draw. Empty when the case keeps the layer's initial state."""
+        if self.state_draw is None:
+            return {}
+        magnitude, seed = self.state_draw
+        rng = np.random.default_rng([seed, 7])
+        values = {}
+        for name, value in family.initial_state(self.params, conventions).items():
+            spec = family.state[name]
+            if value is None:
+                continue
+            if spec.count:
+                values[name] = int(rng.integers(0, 1001))
+            elif spec.positive:
+                values[name] = magnitude * np.exp(rng.uniform(-1.5, 1.5, np.shape(value)))
+            else:
+                values[name] = magnitude * rng.standard_normal(np.shape(value))
+        return values
 
     def batch(self, index: int = 0, shape: tuple[int, ...] | None = None) -> np.ndarray:
         """The index-th input batch, rounded to the case's dtype. Deterministic in
@@ -74,57 +103,135 @@ class Case:
         return self.batch(index, (self.shape[0] + 1,) + self.shape[1:] if self.shape else None)
 
 
-def domain_strategy(domain: Domain) -> st.SearchStrategy:
+def domain_strategy(domain: Domain, supports=None) -> st.SearchStrategy | None:
+    """The values of one parameter's domain that the backend supports (``supports(value)``
+    is False for values it declared unsupported); None when no value is left."""
+    supports = supports or (lambda value: True)
     if domain.choices:
-        base = st.sampled_from(domain.choices)
+        choices = [v for v in domain.choices if supports(v)]
+        if not choices:
+            return None
+        base = st.sampled_from(choices)
     elif domain.kind == "int":
-        base = st.integers(int(domain.min), int(domain.max))
+        base = st.integers(int(domain.min), int(domain.max)).filter(supports)
     else:
         # Subnormal parameters (below 2.2e-308) are no meaningful layer setting.
         base = st.floats(domain.min, domain.max, allow_nan=False, allow_subnormal=False)
         if domain.include:
             base = st.sampled_from(domain.include) | base
-    return (st.none() | base) if domain.nullable else base
+        base = base.filter(supports)
+    return (st.none() | base) if domain.nullable and supports(None) else base
 
 
-def shape_strategy(clause: Clause, layer: str) -> st.SearchStrategy[tuple[int, ...]]:
-    """Shapes of every valid rank for the layer, with odd sizes, batch size 1, and
-    sometimes two axes forced equal (where a wrong channel axis hides)."""
-    layer_low, layer_high = clause.layer_ranks[layer]
-    low, high = max(layer_low, clause.input.ranks[0]), min(layer_high, clause.input.ranks[1])
+def shape_strategy(clause: Clause, layer: str) -> st.SearchStrategy[tuple[tuple[int, ...], bool]]:
+    """(shape, batched): shapes of every valid rank for the layer, with odd sizes, batch
+    size 1, and sometimes two axes forced equal (where a wrong channel axis hides)."""
+    ranges = [(r, b) for r, b in ((clause.layer_ranks[layer], True), (clause.unbatched_ranks.get(layer), False))
+              if r is not None and max(r[0], clause.input.ranks[0]) <= min(r[1], clause.input.ranks[1])]
+    ranks = [(rank, batched) for (low, high), batched in ranges
+             for rank in range(max(low, clause.input.ranks[0]), min(high, clause.input.ranks[1]) + 1)]
     side_low, side_high = clause.input.side
     per_channel = clause.input.per_channel
+    normalization = clause.model.normalization if clause.model else None
 
     @st.composite
     def shapes(draw):
-        rank = draw(st.integers(low, high), label="rank")
+        rank, batched = draw(st.sampled_from(ranks), label="rank")
         shape = list(draw(hnp.array_shapes(min_dims=rank, max_dims=rank, min_side=side_low, max_side=side_high),
                           label="sides") if rank else ())
         if rank >= 2 and draw(st.booleans(), label="two axes equal"):
             i, j = draw(st.sampled_from([(i, j) for i in range(rank) for j in range(i + 1, rank)]), label="equal axes")
             shape[j] = shape[i]
         if per_channel is not None and rank >= 2:
-            if per_channel[1] == 1:
-                shape = [1, shape[1]] + [1] * (rank - 2)
-            count = math.prod(shape) // shape[1]
-            if count < per_channel[0]:
-                shape[0] = math.ceil(per_channel[0] / max(1, count // shape[0]))
-        return tuple(shape)
+            shape = _members(shape, batched, per_channel, normalization)
+        return tuple(shape), batched
 
     return shapes()
 
 
-def draw_case(data, clause: Clause, layer: str, dtype: str) -> Case:
+def _members(shape: list[int], batched: bool, per_channel: tuple[int, int], normalization) -> list[int]:
+    """The shape adjusted so each statistic has between per_channel[0] and [1] members."""
+    full = shape if batched else [1] + shape
+    axes = normalization.reduced_axes(len(full)) if normalization else (0,) + tuple(range(2, len(full)))
+    real = [a for a in axes if batched or a > 0]
+    if per_channel[1] == 1:
+        for a in real:
+            full[a] = 1
+    count = math.prod(full[a] for a in axes)
+    if count < per_channel[0] and real:
+        grow = real[0]
+        full[grow] = math.ceil(per_channel[0] / max(1, count // full[grow]))
+    return full if batched else full[1:]
+
+
+_CACHE: dict[tuple, tuple[Clause, dict]] = {}
+
+
+def _strategies(clause: Clause, layer: str, supports) -> dict[str, st.SearchStrategy | None]:
+    """Every strategy of one item, built once: Hypothesis inspects a strategy when it is
+    first drawn from, so rebuilding them per example costs more than the draws."""
+    key = (id(clause), layer, supports)
+    cached = _CACHE.get(key)
+    if cached is not None and cached[0] is clause:
+        return cached[1]
+    strategies = {name: domain_strategy(domain, functools.partial(supports, name) if supports else None)
+                  for name, domain in clause.params.items()}
+    strategies.update({
+        "mode": st.sampled_from(clause.modes), "shape": shape_strategy(clause, layer),
+        "values": st.sampled_from(clause.input.values), "seed": st.integers(0, SEED_MAX),
+        "layout": st.sampled_from(clause.input.layouts),
+        "state": st.sampled_from(["initial", "drawn"]) if clause.options.get("state") == "drawn" else None,
+        "magnitude": st.sampled_from([0.01, 0.1, 0.5, 1.0, 2.0, 10.0, 100.0]),
+    })
+    _CACHE[key] = (clause, strategies)
+    return strategies
+
+
+def unsupported_values(clause: Clause, supports) -> str | None:
+    """Why the clause cannot run on a backend whose ``supports(name, value)`` rules out
+    every value of one of its parameters; None when every domain keeps a value."""
+    strategies = _strategies(clause, clause.layers[0], supports)
+    for name in clause.params:
+        if strategies[name] is None:
+            values = clause.params[name].choices
+            return f"the backend declares {name}={'/'.join(map(repr, values))} unsupported, the only value(s) this clause uses"
+    return None
+
+
+def draw_case(data, clause: Clause, layer: str, dtype: str, supports=None) -> Case:
     """Draw one example from the strategy space of (clause, layer, dtype)."""
-    drawn = {name: data.draw(domain_strategy(domain), label=name) for name, domain in clause.params.items()}
+    strategies = _strategies(clause, layer, supports)
+    drawn = {name: data.draw(strategies[name], label=name) for name in clause.params}
     values = {**clause.defaults, **drawn}
-    mode = data.draw(st.sampled_from(clause.modes), label="mode")
-    shape = data.draw(shape_strategy(clause, layer), label="shape")
-    profile = data.draw(st.sampled_from(clause.input.values), label="values")
-    value_seed = data.draw(st.integers(0, SEED_MAX), label="value seed")
-    seed = data.draw(st.integers(0, SEED_MAX), label="backend seed")
-    layout = data.draw(st.sampled_from(clause.input.layouts), label="layout")
+    mode = data.draw(strategies["mode"], label="mode")
+    shape, batched = data.draw(strategies["shape"], label="shape")
+    profile = data.draw(strategies["values"], label="values")
+    value_seed = data.draw(strategies["seed"], label="value seed")
+    seed = data.draw(strategies["seed"], label="backend seed")
+    layout = data.draw(strategies["layout"], label="layout")
+    state_draw = None
+    if strategies["state"] is not None and data.draw(strategies["state"], label="state") == "drawn":
+        state_draw = (data.draw(strategies["magnitude"], label="state magnitude"),
+                      data.draw(strategies["seed"], label="state seed"))
     scenario = {name: values.pop(name) for name in ("calls", "warmup")}
-    for name in clause.derived:  # 'channels', the only input-derived value
-        values[name] = shape[1] if len(shape) >= 2 else 1
-    return Case(layer, dtype, mode, values, scenario, shape, profile, value_seed, seed, layout=layout)
+    _derive(data, clause, values, shape, batched)
+    return Case(layer, dtype, mode, values, scenario, shape, profile, value_seed, seed, layout=layout,
+                batched=batched, state_draw=state_draw)
+
+
+def _derive(data, clause: Clause, values: dict, shape: tuple[int, ...], batched: bool) -> None:
+    """Parameters taken from the input: its channels, a divisor of them, its trailing shape."""
+    order = {"channels": 0, "divisor": 1, "trailing": 2}
+    for name, param in sorted(clause.derived.items(), key=lambda item: order[item[1].from_input]):
+        if param.from_input == "channels":
+            axis = 1 if batched else 0
+            values[name] = shape[axis] if len(shape) > axis and (len(shape) >= 2 or not batched) else 1
+        elif param.from_input == "divisor":
+            total = int(values[param.of])
+            values[name] = data.draw(st.sampled_from([d for d in range(1, total + 1) if total % d == 0]), label=name)
+        else:
+            longest = min(param.length[1], len(shape))
+            k = data.draw(st.integers(min(param.length[0], longest), longest), label=f"{name} axes")
+            trailing = tuple(shape[len(shape) - k:])
+            single = param.int_when_single and k == 1 and data.draw(st.booleans(), label=f"{name} as int")
+            values[name] = trailing[0] if single else trailing

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 MODES = ("train", "eval")
-STATE_FIELDS = ("running_mean", "running_var", "num_batches_tracked", "weight", "bias")
-OBSERVABLES = ("output",) + STATE_FIELDS
+# How a clause sets the layer's state before its calls: "initial" leaves a new layer's
+# own state; "drawn" loads drawn values (signed, of varied magnitude, the initial state
+# among the draws) through the backend's load_state.
+STATE_MODES = ("initial", "drawn")
 VALUE_PROFILES = ("standard", "offset", "tiny-variance")
 # Memory layouts of the input array a backend receives: C-contiguous; a strided view
 # (every other element of a larger array along the last axis); and channels-last,
@@ -37,6 +39,7 @@ class CheckKind:
     needs_tolerance: bool = False
     statistical: bool = False
     needs_autograd: bool = False
+    takes_state: bool = False
 
 
 def _kind(name, summary, required=(), optional=(), **flags) -> CheckKind:
@@ -55,11 +58,12 @@ CHECK_KINDS: dict[str, CheckKind] = {
         _kind("mask-values", "every unit is exactly 0 or x times the `expected` scale",
               required=("expected",), needs_tolerance=True),
         _kind("close-to-reference", "the `observe` fields match the float64 reference within tolerance",
-              required=("observe",), needs_tolerance=True),
+              required=("observe",), needs_tolerance=True, takes_state=True),
         _kind("state-equals", "state fields equal the `expected` formulas exactly",
               required=("expected",), optional=("trainable",)),
         _kind("state-absent", "the named state `fields` are absent (None)", required=("fields",)),
-        _kind("state-unchanged", "forward calls leave the named state `fields` unchanged", required=("fields",)),
+        _kind("state-unchanged", "forward calls leave the named state `fields` unchanged", required=("fields",),
+              takes_state=True),
         _kind("raises", "building or calling the layer raises `error`", required=("error", "when")),
         _kind("shape-dtype", "the output has the input's shape and dtype"),
         _kind("inplace", "inplace=True writes into the input; inplace=False leaves it untouched"),
@@ -71,10 +75,10 @@ CHECK_KINDS: dict[str, CheckKind] = {
         _kind("dispersion", "per-row zero counts have binomial variance", **_STAT),
         _kind("mean-preservation", "the expected output equals the input", **_STAT),
         _kind("mode-switching", "alternating train and eval calls each behave as their mode specifies",
-              required=("observe",), needs_tolerance=True),
+              required=("observe",), needs_tolerance=True, takes_state=True),
         _kind("gradient-mask", "the input gradient is grad_output times the forward call's own mask and scale",
               needs_tolerance=True, needs_autograd=True),
-        _kind("gradient-reference", "input, weight and bias gradients match the float64 reference",
-              needs_tolerance=True, needs_autograd=True),
+        _kind("gradient-reference", "input and trainable-state gradients match the float64 reference",
+              needs_tolerance=True, needs_autograd=True, takes_state=True),
     ]
 }

@@ -10,6 +10,7 @@ BACKWARDS maps each deterministic layer to its gradient function
 ``backward(x, state, params, training, grad_output) -> {"input", "weight", "bias"}``.
 """
 
+from nnconform.reference import groupnorm, instancenorm, layernorm, rmsnorm
 from nnconform.reference.batchnorm import batch_statistics, batchnorm_initial_state, batchnorm_step
 from nnconform.reference.dropout import dropout_forward
 from nnconform.reference.gradients import batchnorm_backward, dropout_backward
@@ -20,4 +21,5 @@ INITIAL_STATE = {name: batchnorm_initial_state for name in _BATCHNORMS}
 BACKWARDS = {name: batchnorm_backward for name in _BATCHNORMS}
 
 __all__ = ["BACKWARDS", "INITIAL_STATE", "STEPS", "batch_statistics", "batchnorm_backward",
-           "batchnorm_initial_state", "batchnorm_step", "dropout_backward", "dropout_forward"]
+           "batchnorm_initial_state", "batchnorm_step", "dropout_backward", "dropout_forward",
+           "groupnorm", "instancenorm", "layernorm", "rmsnorm"]

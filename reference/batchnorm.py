@@ -27,15 +27,23 @@ def batch_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return mean, var, count
 
 
-def batchnorm_step(x: np.ndarray, state: dict, params: dict, training: bool) -> tuple[np.ndarray, dict]:
+def batchnorm_step(x: np.ndarray, state: dict, params: dict, training: bool, dtype=None,
+                   conventions: dict | None = None) -> tuple[np.ndarray, dict]:
     """One forward call from ``state``. Returns the output and the state after it.
+    ``dtype`` (the layer's) is accepted for the common reference protocol and not needed.
 
     Batch statistics are used in training, and in eval mode when there are no
     running statistics. In training with running statistics, num_batches_tracked
     goes up by one and running = (1 - f) * running + f * batch_stat, where f is
     momentum, or 1/num_batches_tracked (a cumulative average) when momentum is None;
     running_var takes the unbiased batch variance.
+
+    Under the spec's named conventions (specs/batchnorm.toml [conventions]):
+    running_var = "biased" takes the biased batch variance; momentum = "old-weight"
+    makes momentum the weight of the old value, running = m * running + (1 - m) * batch;
+    batches_tracked = "absent" keeps no counter.
     """
+    conventions = conventions or {}
     x = np.asarray(x, dtype=np.float64)
     if x.ndim < 2:
         raise ValueError(f"expected an input with a channel axis (N, C, ...), got shape {x.shape}")
@@ -48,14 +56,23 @@ def batchnorm_step(x: np.ndarray, state: dict, params: dict, training: bool) -> 
         mean, var = state["running_mean"], state["running_var"]
     y = (x - per_channel(mean, x.ndim)) / np.sqrt(per_channel(var, x.ndim) + params["eps"])
     if state["weight"] is not None:
-        y = y * per_channel(state["weight"], x.ndim) + per_channel(state["bias"], x.ndim)
+        y = y * per_channel(state["weight"], x.ndim)
+    if state.get("bias") is not None:
+        y = y + per_channel(state["bias"], x.ndim)
     state = dict(state)
     if training and tracked:
-        state["num_batches_tracked"] += 1
         momentum = params["momentum"]
-        factor = 1.0 / state["num_batches_tracked"] if momentum is None else momentum
+        if conventions.get("batches_tracked", "counted") == "counted":
+            state["num_batches_tracked"] += 1
+        elif momentum is None:
+            raise ValueError("momentum=None (a cumulative average) needs the batch counter")
+        if momentum is None:
+            factor = 1.0 / state["num_batches_tracked"]
+        else:
+            factor = 1 - momentum if conventions.get("momentum") == "old-weight" else momentum
+        bessel = 1.0 if conventions.get("running_var") == "biased" else count / (count - 1)
         state["running_mean"] = (1 - factor) * state["running_mean"] + factor * mean
-        state["running_var"] = (1 - factor) * state["running_var"] + factor * var * count / (count - 1)
+        state["running_var"] = (1 - factor) * state["running_var"] + factor * var * bessel
     return y, state
 
 

@@ -15,8 +15,9 @@ from nnconform.reference.batchnorm import batch_statistics, per_channel
 
 
 def batchnorm_backward(x: np.ndarray, state: dict, params: dict, training: bool,
-                       grad_output: np.ndarray) -> dict:
-    """Gradients of one batch-norm forward call.
+                       grad_output: np.ndarray, dtype: str | None = None) -> dict:
+    """Gradients of one batch-norm forward call (``dtype`` is accepted for the common
+    reference protocol and not needed).
 
     With batch statistics (train mode, or no running statistics) the mean and the
     variance depend on the input, so with xhat = (x - mean) * inv_std, g = grad * weight
@@ -42,10 +43,9 @@ def batchnorm_backward(x: np.ndarray, state: dict, params: dict, training: bool,
                              - xhat * (g * xhat).mean(axis=axes, keepdims=True))
     else:
         d_input = g * inv_std
-    affine = weight is not None
     return {"input": d_input,
-            "weight": (grad * xhat).sum(axis=axes) if affine else None,
-            "bias": grad.sum(axis=axes) if affine else None}
+            "weight": (grad * xhat).sum(axis=axes) if weight is not None else None,
+            "bias": grad.sum(axis=axes) if state.get("bias") is not None else None}
 
 
 def dropout_backward(keep: np.ndarray, p: float, grad_output: np.ndarray) -> dict:

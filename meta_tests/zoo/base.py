@@ -112,6 +112,12 @@ class NumpyBatchNorm:
         return {name: value if value is None or isinstance(value, int) else value.copy()
                 for name, value in self.buffers.items()}
 
+    def load_state(self, values: dict) -> None:
+        for name, value in values.items():
+            if self.buffers.get(name) is None:
+                raise ValueError(f"the layer has no {name} to set")
+            self.buffers[name] = int(value) if isinstance(value, int) else np.asarray(value).astype(self.dtype)
+
     def channel_axis(self, x: np.ndarray) -> int:
         return 1
 

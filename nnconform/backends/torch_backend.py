@@ -7,6 +7,8 @@ re-implements a layer.
 
 from __future__ import annotations
 
+import inspect
+
 import ml_dtypes
 import numpy as np
 
@@ -19,8 +21,11 @@ except ImportError as error:  # pragma: no cover - exercised only without torch
     torch = None
     _IMPORT_ERROR = error
 
-_LAYERS = ("Dropout", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
-_STATE = ("running_mean", "running_var", "num_batches_tracked", "weight", "bias")
+# The torch.nn modules this adapter maps. Each is built by its own class with the spec's
+# parameters under torch's names, plus device= and dtype= where its constructor takes them.
+_LAYERS = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout",
+           "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+           "LayerNorm", "GroupNorm", "RMSNorm")
 
 
 def _torch_dtype(name: str):
@@ -69,13 +74,13 @@ class TorchBackend:
         if layer not in _LAYERS:
             raise BackendError(f"backend {self.name!r} has no layer {layer!r}")
         module_class = getattr(torch.nn, layer)
-        if layer == "Dropout":
-            module = module_class(p=params["p"], inplace=params["inplace"])
-        else:
-            module = module_class(params["num_features"], eps=params["eps"], momentum=params["momentum"],
-                                  affine=params["affine"], track_running_stats=params["track_running_stats"],
-                                  device=self.device, dtype=_torch_dtype(dtype))
-        return TorchLayer(module, self.device)
+        accepted = inspect.signature(module_class.__init__).parameters
+        kwargs = dict(params)
+        if "device" in accepted:
+            kwargs["device"] = self.device
+        if "dtype" in accepted:
+            kwargs["dtype"] = _torch_dtype(dtype)
+        return TorchLayer(module_class(**kwargs), self.device)
 
 
 class TorchCudaBackend(TorchBackend):
@@ -98,12 +103,16 @@ class TorchCudaBackend(TorchBackend):
 
 
 class TorchLayer:
-    trainable = frozenset({"weight", "bias"})
     requires_grad = False  # set by the suite before forward calls it will differentiate
 
     def __init__(self, module, device: str):
         self.module, self.device = module, device
         self._graph = None
+
+    @property
+    def trainable(self) -> frozenset:
+        return frozenset(name for name, value in self.module._parameters.items()
+                         if value is not None and value.requires_grad)
 
     def train(self):
         self.module.train()
@@ -139,19 +148,28 @@ class TorchLayer:
         self._graph = None
         out.backward(to_tensor(grad_output, self.device))
         grads = {"input": leaf.grad}
-        for name in ("weight", "bias"):
-            parameter = getattr(self.module, name, None)
+        for name, parameter in self.module._parameters.items():
             grads[name] = None if parameter is None else parameter.grad
         return {name: None if value is None else to_numpy(value) for name, value in grads.items()}
 
     def state(self) -> dict:
+        """Every parameter and buffer of the module, None where torch registered none."""
         state = {}
-        for name in _STATE:
-            value = getattr(self.module, name, None)
+        for name, value in {**self.module._parameters, **self.module._buffers}.items():
             if value is None:
                 state[name] = None
-            elif name == "num_batches_tracked":
+            elif not value.is_floating_point():
                 state[name] = int(value.item())
             else:
-                state[name] = to_numpy(value)
+                state[name] = to_numpy(value).copy()
         return state
+
+    def load_state(self, values: dict) -> None:
+        with torch.no_grad():
+            for name, value in values.items():
+                target = getattr(self.module, name)
+                if isinstance(value, int):
+                    target.fill_(value)
+                else:
+                    target.copy_(to_tensor(np.ascontiguousarray(np.asarray(value).astype(to_numpy(target).dtype)),
+                                           self.device))

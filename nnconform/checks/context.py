@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import numpy as np
+from hypothesis import reject
 
-from nnconform.dtypes import NUMPY_DTYPES, dtype_name
+from nnconform.dtypes import NUMPY_DTYPES, dtype_name, numpy_dtype
 from nnconform.hangs import BACKEND_CALLS
-from nnconform.reference import INITIAL_STATE
 from nnconform.spec import Clause
 from nnconform.strategies import Case
 
@@ -29,6 +29,8 @@ class CheckContext:
     backend: Any
     alpha: float | None = None
     evidence: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)  # item-wide: why examples were not evidence, limits
+    conventions: dict = field(default_factory=dict)  # the family's conventions, as the backend follows them
 
     @property
     def backend_name(self) -> str:
@@ -37,6 +39,13 @@ class CheckContext:
     def fail(self, message: str) -> NoReturn:
         __tracebackhide__ = True
         raise ClauseFailure(f"[{self.clause.id}] {message}")
+
+    def not_exercised(self, why: str) -> NoReturn:
+        """This example did not exercise the clause's property (no kept unit, no state
+        to watch): it is not evidence, and Hypothesis draws another in its place. An
+        item none of whose examples exercised it fails, saying why."""
+        self.notes["not exercised"] = why
+        reject()
 
     def seed(self, offset: int = 0) -> None:
         seed = getattr(self.backend, "seed", None)
@@ -102,12 +111,46 @@ class CheckContext:
         state = self._call("state", layer.state)
         if not isinstance(state, dict):
             self.fail(f"backend {self.backend_name!r}: state() returned {type(state).__name__}, expected dict")
-        reference = INITIAL_STATE[self.case.layer](self.case.params) if self.case.layer in INITIAL_STATE else {}
+        reference = self.clause.model.initial_state(self.case.params, self.conventions)
         for name, value in state.items():
+            if name in reference and reference[name] is None and value is not None:
+                self.fail(f"state()[{name!r}] is present, but with {_params_text(self.case.params)} the layer "
+                          f"has no {name} (spec {self.clause.source}, [state.{name}])")
             problem = _state_problem(value, reference.get(name))
             if problem:
                 self.fail(f"backend {self.backend_name!r}: state()[{name!r}] is {problem}")
         return state
+
+    def load_state(self, layer) -> None:
+        """Load the case's drawn state, and check the layer holds it afterwards (the values
+        rounded to the layer's dtype), so a layer that ignores load_state cannot pass by
+        having the reference adopt its own state."""
+        values = self.case.drawn_state(self.clause.model, self.conventions)
+        if not values:
+            return
+        capabilities = getattr(self.backend, "capabilities", None)
+        if capabilities is not None and not capabilities.load_state:
+            self.notes["limited"] = "the backend cannot load state: drawn state was not used"
+            return
+        if not callable(getattr(layer, "load_state", None)):
+            self.fail(f"backend {self.backend_name!r}: its {self.case.layer} layer has no load_state(values) method; "
+                      "declare Capabilities(load_state=False) if it cannot set state")
+        self._call("load_state", layer.load_state, dict(values))
+        held = self.state(layer)
+        dtype = numpy_dtype(self.case.dtype)
+        for name, value in values.items():
+            want = value if isinstance(value, int) else np.asarray(value).astype(dtype).astype(np.float64)
+            got = held.get(name)
+            if got is None or np.shape(got) != np.shape(want) or not np.array_equal(
+                    np.asarray(got).astype(np.float64), want):
+                self.fail(f"backend {self.backend_name!r}: after load_state, state()[{name!r}] does not hold the "
+                          f"loaded values: loaded {_brief(np.asarray(want, dtype=np.float64))}, state() has "
+                          f"{'None' if got is None else _brief(np.asarray(got))}")
+
+    def reference_step(self, x, before: dict, training: bool):
+        """The family's reference step, under the backend's conventions."""
+        extra = {"conventions": self.conventions} if self.clause.model.conventions else {}
+        return self.clause.model.step(x, before, self.case.params, training, self.case.dtype, **extra)
 
     def _call(self, what: str, function, *args):
         __tracebackhide__ = True
@@ -118,13 +161,14 @@ class CheckContext:
         except (Exception, SystemExit) as error:
             self.fail(f"backend {self.backend_name!r} raised {type(error).__name__} in {what}: {error_text(error)}")
 
-    def prepare(self):
-        """Seed the backend, build the layer, make the `warmup` training calls and
-        switch to the case's mode. Returns the layer."""
+    def prepare(self, warmup: bool = True):
+        """Seed the backend, build the layer, load any drawn state, make the `warmup`
+        training calls and switch to the case's mode. Returns the layer."""
         self.seed()
         layer = self.build()
+        self.load_state(layer)
         self.set_mode(layer, "train")
-        for index in range(self.case.scenario["warmup"]):
+        for index in range(self.case.scenario["warmup"] if warmup else 0):
             self.forward(layer, self.case.warmup_batch(index))
         self.set_mode(layer, self.case.mode)
         return layer
@@ -152,6 +196,10 @@ def error_text(error: BaseException) -> str:
         return str(error)
     except Exception:
         return f"<{type(error).__name__} whose str() failed>"
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in params.items())
 
 
 def _state_problem(value, reference) -> str | None:

@@ -12,41 +12,36 @@ from __future__ import annotations
 import numpy as np
 
 from nnconform.checks.context import CheckContext, check_finite, describe_positions
-from nnconform.checks.reference_checks import compare_with_reference, state_as_float64
+from nnconform.checks.masks import classify, distinct_input, rate, unit_values
+from nnconform.checks.reference_checks import compare_with_reference, state_as_float64, statistics_used
 from nnconform.dtypes import dtype_name, numpy_dtype
-from nnconform.reference import BACKWARDS, batch_statistics, dropout_backward
-from nnconform.reference.batchnorm import per_channel
-
-GRADIENTS = ("input", "weight", "bias")
-
-
-def _nonzero_input(ctx: CheckContext, index: int) -> np.ndarray:
-    """A drawn input with exact zeros set to 1, so a dropped unit is told from a kept
-    zero by its output."""
-    x = ctx.case.batch(index)
-    return np.where(x.astype(np.float64) == 0, np.ones_like(x), x)
 
 
 def gradient_mask(ctx: CheckContext) -> None:
-    """d input = grad_output * keep / (1-p) for the mask of the same forward call in
-    train mode, grad_output itself in eval mode; no weight or bias gradient."""
+    """d input = grad_output * keep * scale for the kept units of the same forward call
+    in train mode, grad_output itself in eval mode; no parameter gradient."""
     case = ctx.case
     layer = ctx.prepare()
     ctx.require_grad(layer)
-    x = _nonzero_input(ctx, 0)
+    x = distinct_input(ctx, 0)
     out = ctx.forward(layer, x.copy())
     grad_output = case.batch(1)
     grads = ctx.backward(layer, grad_output)
-    p = case.params["p"]
+    p = rate(ctx)
     if case.mode == "train":
-        keep = out.astype(np.float64) != 0
-        want = dropout_backward(keep, p, grad_output)["input"]
-        how = f"grad_output * mask / (1-p) with the forward call's mask ({int(keep.sum())} of {keep.size} kept)"
+        check_finite(ctx, "output", out)
+        dropped, kept = classify(ctx, x, out)
+        _, scale, _ = unit_values(ctx)
+        keep = ~dropped
+        want = np.where(keep, grad_output.astype(np.float64) * (scale if np.isfinite(scale) else 0.0), 0.0)
+        how = f"grad_output * mask * scale with the forward call's mask ({int(keep.sum())} of {keep.size} kept)"
+        if not keep.any():
+            ctx.not_exercised(f"no unit was kept (p={p!r})")
     else:
         want, how = grad_output.astype(np.float64), "grad_output (eval mode is the identity)"
-    for name in ("weight", "bias"):
-        if grads.get(name) is not None:
-            ctx.fail(f"backward returned a {name} gradient of shape {np.shape(grads[name])}, but "
+    for name, value in grads.items():
+        if name != "input" and value is not None:
+            ctx.fail(f"backward returned a {name} gradient of shape {np.shape(value)}, but "
                      f"{case.layer} has no {name}")
     got = _gradient(ctx, grads, "input", x)
     tol = ctx.clause.tolerances[case.dtype]
@@ -60,7 +55,7 @@ def gradient_mask(ctx: CheckContext) -> None:
 
 
 def gradient_reference(ctx: CheckContext) -> None:
-    """Input, weight and bias gradients of one call after `warmup` training calls,
+    """Input and trainable-state gradients of one call after `warmup` training calls,
     against the float64 reference's, in the case's mode."""
     case = ctx.case
     layer = ctx.prepare()
@@ -70,16 +65,17 @@ def gradient_reference(ctx: CheckContext) -> None:
     x = case.batch(warmup)
     ctx.forward(layer, x.copy())
     x64 = x.astype(np.float64)
-    grad_output = _grad_output(ctx, x64, warmup + 1)
-    grads = ctx.backward(layer, grad_output)
     training = case.mode == "train"
+    stats = statistics_used(ctx, case.as_batched(x64), before, training)
+    grad_output = _grad_output(ctx, stats, case.as_batched(x64), warmup + 1)
+    grads = ctx.backward(layer, grad_output)
     try:
-        want = BACKWARDS[case.layer](x64, before, case.params, training, grad_output.astype(np.float64))
+        want = ctx.clause.model.backward(x64, before, case.params, training, grad_output.astype(np.float64), case.dtype)
     except Exception as error:
         ctx.fail(f"the reference could not run from the backend's state: {type(error).__name__}: {error}")
-    scales = gradient_error_scales(x64, before, case.params, training, grad_output.astype(np.float64))
-    for name in GRADIENTS:
-        if want[name] is None:
+    scales = gradient_error_scales(ctx, stats, case.as_batched(grad_output.astype(np.float64)), before)
+    for name in ("input",) + ctx.clause.model.trainable:
+        if want.get(name) is None:
             if grads.get(name) is not None:
                 ctx.fail(f"backward returned a {name} gradient of shape {np.shape(grads[name])}, "
                          f"but the layer has no {name} ({_where(ctx)})")
@@ -89,38 +85,51 @@ def gradient_reference(ctx: CheckContext) -> None:
                                _gradient(ctx, grads, name, x if name == "input" else None), want[name], (scale, scale))
 
 
-def _grad_output(ctx: CheckContext, x64: np.ndarray, index: int) -> np.ndarray:
-    """1 + xhat + noise, in the input's dtype. Its per-channel mean and its
-    correlation with xhat are both of order one, so a backward that treats the batch
-    mean or the batch variance as constants is off by order one, not by the
-    1/sqrt(count) an independent zero-mean grad_output would leave."""
-    mean, var, _ = batch_statistics(x64)
-    xhat = (x64 - per_channel(mean, x64.ndim)) / np.sqrt(per_channel(var, x64.ndim) + 1e-12)
-    noise = np.random.default_rng([ctx.case.value_seed, index]).standard_normal(x64.shape)
-    return (1.0 + xhat + noise).astype(numpy_dtype(ctx.case.dtype))
+def _grad_output(ctx: CheckContext, stats: dict, xb: np.ndarray, index: int) -> np.ndarray:
+    """1 + xhat + noise, in the input's dtype. Its mean over each statistic's members and
+    its correlation with xhat are both of order one, so a backward that treats the
+    statistics as constants is off by order one, not by the 1/sqrt(count) an
+    independent zero-mean grad_output would leave."""
+    xhat = (xb - stats["batch_mean"]) / np.sqrt(stats["batch_var"] + 1e-12)
+    noise = np.random.default_rng([ctx.case.value_seed, index]).standard_normal(xb.shape)
+    out = (1.0 + xhat + noise).astype(numpy_dtype(ctx.case.dtype))
+    return out if ctx.case.batched else out[0]
 
 
-def gradient_error_scales(x: np.ndarray, before: dict, params: dict, training: bool, grad: np.ndarray) -> dict:
+def gradient_error_scales(ctx: CheckContext, stats: dict, grad: np.ndarray, before: dict) -> dict:
     """Per gradient, the scale S of the error a conforming layer may make, so that the
     allowed error is (rounding * eps_dtype + accumulation * eps_acc) * S.
 
     Each gradient is a sum of terms; S is the sum of their magnitudes (for the input
-    gradient, of one channel's largest), times the condition number of subtracting
-    the mean, 1 + max|x_c| * inv_std_c: an ulp of the largest input, divided by the
-    spread, is the error of xhat.
+    gradient, of one statistic's largest), times the condition number of subtracting
+    the mean, 1 + max|x| * inv_std: an ulp of the largest input, divided by the
+    spread, is the error of xhat. A trainable field that starts at 1 is a gain (its
+    gradient sums grad * xhat), one that starts at 0 a shift (it sums grad).
     """
-    axes = (0,) + tuple(range(2, x.ndim))
-    use_batch = training or before.get("running_mean") is None
-    mean, var = batch_statistics(x)[:2] if use_batch else (before["running_mean"], before["running_var"])
-    inv_std = 1.0 / np.sqrt(np.maximum(var, 0) + params["eps"])
-    xhat = np.abs(x - per_channel(mean, x.ndim)) * per_channel(inv_std, x.ndim)
-    condition = 1.0 + np.abs(x).max(axis=axes) * inv_std
-    gain = 1.0 if before.get("weight") is None else np.abs(before["weight"])
-    largest_grad = np.abs(grad).max(axis=axes)
-    input_scale = gain * inv_std * largest_grad * (1.0 + xhat.max(axis=axes)) * condition
-    return {"input": per_channel(input_scale, x.ndim),
-            "weight": (np.abs(grad) * (1.0 + xhat)).sum(axis=axes) * condition,
-            "bias": np.abs(grad).sum(axis=axes)}
+    family, norm, params = ctx.clause.model, ctx.clause.model.normalization, ctx.case.params
+    inv_std = 1.0 / np.sqrt(np.maximum(stats["var"], 0) + stats["eps"])
+    x_like = ctx.case.as_batched(ctx.case.batch(ctx.case.scenario["warmup"]).astype(np.float64))
+    xhat = np.abs(x_like - stats["mean"]) * inv_std
+    condition = 1.0 + stats["largest"] * inv_std
+    view, axes = norm.grouped(np.abs(grad), params)
+    largest_grad = np.broadcast_to(view.max(axis=axes, keepdims=True), view.shape).reshape(grad.shape)
+    hview, _ = norm.grouped(xhat, params)
+    largest_xhat = np.broadcast_to(hview.max(axis=axes, keepdims=True), hview.shape).reshape(grad.shape)
+    input_scale = stats["gain"] * inv_std * largest_grad * (1.0 + largest_xhat) * condition
+    scales = {"input": input_scale if ctx.case.batched else input_scale[0]}
+    for name in family.trainable:
+        if before.get(name) is None:
+            continue
+        terms = np.abs(grad) * ((1.0 + xhat) * condition if family.state[name].init == 1 else 1.0)
+        scales[name] = _sum_to_field(family, name, terms, np.shape(before[name]))
+    return scales
+
+
+def _sum_to_field(family, name: str, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum a batched array over every axis a state field does not span."""
+    if family.state[name].broadcast == "trailing":
+        return values.reshape((-1,) + tuple(shape)).sum(axis=0)
+    return values.sum(axis=tuple(i for i in range(values.ndim) if i != 1))
 
 
 def _gradient(ctx: CheckContext, grads: dict, name: str, like: np.ndarray | None) -> np.ndarray:

@@ -11,44 +11,65 @@ from __future__ import annotations
 import numpy as np
 
 from nnconform.checks.context import CheckContext, check_finite, describe_positions
+from nnconform.checks.masks import classify, count_units, distinct_input, judge_masked, matches, rate, unit_values
+from nnconform.formula import FormulaError
 from nnconform.dtypes import accumulation_eps, dtype_eps, dtype_max
-from nnconform.reference import STEPS, batch_statistics
-from nnconform.reference.batchnorm import per_channel
 
 
 def survivor_scale(ctx: CheckContext) -> None:
-    scale = ctx.clause.options["expected"](ctx.case.names())
+    """Kept units equal x times the clause's expected scale (plus the family's shift).
+    The input is tiled so that about 20 units are expected to survive even at p near 1,
+    where a 16-bit scale overflows: the verdict there must not depend on luck."""
+    try:
+        scale = ctx.clause.options["expected"](ctx.case.names())
+    except FormulaError:  # 1/(1-p) at p = 1: no unit is kept
+        ctx.not_exercised(f"the scale {ctx.clause.options['expected'].text} is undefined at p={rate(ctx)!r}")
+    _, _, shift = unit_values(ctx)
     tol = ctx.clause.tolerances[ctx.case.dtype]
-    _, inputs, outputs = ctx.run()
-    for x, out in zip(inputs, outputs):
-        check_finite(ctx, "output", out)
+    layer = ctx.prepare()
+    judged = 0
+    for index in range(ctx.case.scenario["calls"]):
+        x = _survivors_expected(ctx, distinct_input(ctx, index), 20)
+        out = ctx.forward(layer, x.copy())
         x64, out64 = x.astype(np.float64), out.astype(np.float64)
-        kept = (out64 != 0) & (x64 != 0)
-        want = x64 * scale
-        wrong = kept & (np.abs(out64 - want) > tol.atol + tol.rtol * np.abs(want))
+        dropped, _ = classify(ctx, x, out)
+        kept = ~dropped
+        judged += int(kept.sum())
+        want = x64 * scale + shift
+        wrong = kept & ~matches(ctx, out64, want)
         if wrong.any():
-            observed = np.median(out64[kept] / x64[kept])
+            finite = kept & np.isfinite(out64)
+            observed = np.median((out64[finite] - shift) / x64[finite]) if finite.any() else float("nan")
             first = tuple(np.argwhere(wrong)[0])
             ctx.fail(f"kept units are not x * {ctx.clause.options['expected'].text} = x * {scale:.9g} "
-                     f"(p={ctx.case.params['p']!r}, {ctx.case.dtype}, rtol {tol.rtol:g}): observed scale "
-                     f"{observed:.9g} (median out/x over kept units); {describe_positions(wrong)} are off, "
+                     f"(p={rate(ctx)!r}, {ctx.case.dtype}, rtol {tol.rtol:g}): observed scale "
+                     f"{observed:.9g} (median over finite kept units); {describe_positions(wrong)} are off, "
                      f"first got {float(out[first]):.9g} for x={float(x[first]):.9g}")
+    if not judged:
+        ctx.not_exercised(f"no unit was kept (p={rate(ctx)!r})")
+
+
+def _survivors_expected(ctx: CheckContext, x: np.ndarray, survivors: int, cap: int = 1 << 22) -> np.ndarray:
+    """x tiled along axis 0 until ``survivors`` kept units are expected (at most ``cap`` units)."""
+    keep = 1.0 - rate(ctx)
+    if keep <= 0:
+        return x
+    units = min(cap, int(np.ceil(survivors / keep)))
+    have = max(1, count_units(ctx, x))
+    copies = max(1, min(int(np.ceil(units / have)), max(1, cap // max(1, x.size))))
+    return np.concatenate([x] * copies, axis=0) if copies > 1 else x
 
 
 def mask_values(ctx: CheckContext) -> None:
-    scale = ctx.clause.options["expected"](ctx.case.names())
-    tol = ctx.clause.tolerances[ctx.case.dtype]
-    _, inputs, outputs = ctx.run()
-    for x, out in zip(inputs, outputs):
-        check_finite(ctx, "output", out)
-        x64, out64 = x.astype(np.float64), out.astype(np.float64)
-        want = x64 * scale
-        scaled = np.abs(out64 - want) <= tol.atol + tol.rtol * np.abs(want)
-        neither = ~((out64 == 0) | scaled)
-        if neither.any():
-            first = tuple(np.argwhere(neither)[0])
-            ctx.fail(f"units that are neither 0 nor x * {scale:.9g}: {describe_positions(neither)}; "
-                     f"first got {float(out[first]):.9g} for x={float(x[first]):.9g} (p={ctx.case.params['p']!r}, {ctx.case.dtype})")
+    """Every unit is either the dropped value or the kept value, never anything else."""
+    layer = ctx.prepare()
+    judged = 0
+    for index in range(ctx.case.scenario["calls"]):
+        x = _survivors_expected(ctx, distinct_input(ctx, index), 20)
+        out = ctx.forward(layer, x.copy())
+        judged += judge_masked(ctx, x, out, f"train call {index + 1}")
+    if not judged:
+        ctx.not_exercised(f"no unit was kept (p={rate(ctx)!r})")
 
 
 def close_to_reference(ctx: CheckContext) -> None:
@@ -69,52 +90,86 @@ def judge_step(ctx: CheckContext, layer, index: int, mode: str, where: str) -> N
     after = ctx.state(layer)
     x64 = x.astype(np.float64)
     try:
-        want_out, want_state = STEPS[case.layer](x64, before, case.params, training)
+        want_out, want_state = ctx.reference_step(x64, before, training)
     except Exception as error:
         ctx.fail(f"the reference could not run from the backend's state before {where}: "
                  f"{type(error).__name__}: {error}")
-    conditioning = error_scales(x64, before, case.params, training, dtype_eps(case.dtype))
+    conditioning = error_scales(ctx, x64, before, training)
     for name in ctx.clause.options["observe"]:
-        got, want = (out, want_out) if name == "output" else (after.get(name), want_state[name])
+        got, want = (out, want_out) if name == "output" else (after.get(name), want_state.get(name))
         compare_with_reference(ctx, f"{name} after {where}", got, want, conditioning.get(name, (0.0, 0.0)))
 
 
 def state_as_float64(state: dict) -> dict:
     converted = {}
     for name, value in state.items():
-        if value is None or name == "num_batches_tracked":
+        if value is None or (np.ndim(value) == 0 and np.asarray(value).dtype.kind in "iu"):
             converted[name] = None if value is None else int(np.asarray(value))
         else:
             converted[name] = np.asarray(value).astype(np.float64)
     return converted
 
 
-def error_scales(x: np.ndarray, before: dict, params: dict, training: bool, eps_dtype: float) -> dict:
+def statistics_used(ctx: CheckContext, xb: np.ndarray, before: dict, training: bool) -> dict:
+    """The family's statistics of a batched input, broadcast to its shape: the batch's,
+    or the running statistics where the layer uses them (eval mode, tracked)."""
+    family, params = ctx.clause.model, ctx.case.params
+    norm = family.normalization
+    stats = norm.statistics(xb, params)
+    stats["eps"] = norm.eps_value(params, dtype_eps(ctx.case.dtype))
+    running = norm.running_var and before.get(norm.running_var) is not None
+    stats["batch_mean"], stats["batch_var"] = stats["mean"], stats["var"]
+    if running and not training:
+        stats["mean"] = np.broadcast_to(family.broadcast(norm.running_mean, before[norm.running_mean], xb.ndim), xb.shape)
+        stats["var"] = np.broadcast_to(family.broadcast(norm.running_var, before[norm.running_var], xb.ndim), xb.shape)
+    gain, shift = np.ones(xb.shape), np.zeros(xb.shape)
+    for name, spec in family.state.items():
+        if spec.trainable and before.get(name) is not None:
+            values = np.abs(family.broadcast(name, before[name], xb.ndim))
+            if spec.init == 1:
+                gain = gain * values
+            else:
+                shift = shift + values
+    stats["gain"], stats["shift"] = gain, shift
+    return stats
+
+
+def error_scales(ctx: CheckContext, x: np.ndarray, before: dict, training: bool) -> dict:
     """Per observable, the scales of the two errors a conforming layer may make.
 
     rounding: a layer may hold its statistics in the input dtype, so the mean (or the
     running statistic) it uses can be off by an ulp of its own magnitude; normalising
-    divides that by the standard deviation. A variance taken around such a rounded
+    divides that by the standard deviation. A layer may also fold the statistics and
+    the affine parameters into one scale and shift in the input dtype (y = x * a + b),
+    so the output may be off by an ulp of |x * a| and of |b|. A variance taken around such a rounded
     mean grows by the square of its error: up to (eps_dtype * |mean|)^2, scaled by
     n/(n-1) for the unbiased variance.
-    accumulation: summing in float32 leaves an error near eps32 * max|x| in the mean.
+    accumulation: each of the M members summed into a statistic in float32 may add a
+    rounding error of up to an ulp of the running sum; as independent errors they grow
+    as sqrt(M), so the mean is off by about sqrt(M) * eps32 * max|x|.
     """
-    axes = (0,) + tuple(range(2, x.ndim))
-    largest = np.abs(x).max(axis=axes)
-    batch_mean, batch_var, count = batch_statistics(x)
-    use_batch = training or before.get("running_var") is None
-    mean, var = (batch_mean, batch_var) if use_batch else (before["running_mean"], before["running_var"])
-    gain = 1.0 if before.get("weight") is None else np.maximum(1.0, np.abs(before["weight"]))
-    spread = np.sqrt(np.maximum(var, 0) + params["eps"]) / gain
-    unbiased = batch_var * count / max(count - 1, 1)
-    previous_mean = 0.0 if before.get("running_mean") is None else np.abs(before["running_mean"])
-    previous_var = 0.0 if before.get("running_var") is None else np.abs(before["running_var"])
-    return {
-        "output": (per_channel(np.abs(mean) / spread, x.ndim), per_channel(largest / spread, x.ndim)),
-        "running_mean": (previous_mean + np.abs(batch_mean), largest),
-        "running_var": (previous_var + unbiased + eps_dtype * batch_mean ** 2 * count / max(count - 1, 1),
-                        largest * np.sqrt(batch_var)),
-    }
+    xb = ctx.case.as_batched(x)
+    stats = statistics_used(ctx, xb, before, training)
+    eps_dtype = dtype_eps(ctx.case.dtype)
+    growth = np.sqrt(stats["count"])
+    spread = np.sqrt(np.maximum(stats["var"], 0) + stats["eps"]) / np.maximum(1.0, stats["gain"])
+    folded = (np.abs(stats["mean"]) + np.abs(xb - stats["mean"])) / spread + stats["shift"]
+    scales = {"output": _unbatch(ctx, (folded, growth * stats["largest"] / spread))}
+    norm = ctx.clause.model.normalization
+    if norm.running_mean and before.get(norm.running_mean) is not None:
+        count = stats["count"]
+        per_channel = lambda a: np.asarray(a).max(axis=tuple(i for i in range(xb.ndim) if i != 1))
+        unbiased = stats["batch_var"] * count / max(count - 1, 1)
+        scales[norm.running_mean] = (np.abs(before[norm.running_mean]) + per_channel(np.abs(stats["batch_mean"])),
+                                     growth * per_channel(stats["largest"]))
+        scales[norm.running_var] = (np.abs(before[norm.running_var]) + per_channel(unbiased)
+                                    + eps_dtype * per_channel(stats["batch_mean"] ** 2) * count / max(count - 1, 1),
+                                    growth * per_channel(stats["largest"] * np.sqrt(stats["batch_var"])))
+    return scales
+
+
+def _unbatch(ctx: CheckContext, pair):
+    return pair if ctx.case.batched else tuple(a[0] for a in pair)
 
 
 def compare_with_reference(ctx: CheckContext, name: str, got, want, conditioning) -> None:
@@ -145,6 +200,10 @@ def compare_with_reference(ctx: CheckContext, name: str, got, want, conditioning
              + ctx.clause.accumulation * accumulation_eps(ctx.case.dtype) * accumulation)
     error = np.abs(got64 - want)
     wrong = ~(error <= bound) & ~(overflow & (np.sign(got64) == np.sign(want)) & (np.abs(got64) >= largest))
+    finite = ~overflow & np.isfinite(error)
+    if finite.any():  # how much of the allowed error the layer used: the bound's looseness
+        used = float(np.max(error[finite] / np.maximum(bound[finite], 1e-300)))
+        ctx.notes["looseness"] = max(ctx.notes.get("looseness", 0.0), used)
     if wrong.any():
         worst = np.unravel_index(np.argmax(np.where(wrong, error / np.maximum(bound, 1e-300), 0)), error.shape)
         ctx.fail(f"{name} differs from the float64 reference in {describe_positions(wrong)}; worst at {tuple(map(int, worst))}: "

@@ -48,6 +48,12 @@ def state_unchanged(ctx: CheckContext) -> None:
     layer = ctx.prepare()
     warmup = ctx.case.scenario["warmup"]
     before = _snapshot(ctx.state(layer), ctx.clause.options["fields"])
+    expected = ctx.clause.model.initial_state(ctx.case.params, ctx.conventions)
+    missing = [name for name, value in before.items() if value is None and expected.get(name) is not None]
+    if missing:
+        ctx.fail(f"the layer has no {missing} to watch, but with these parameters it should ({_where(ctx)})")
+    if all(value is None for value in before.values()):
+        ctx.not_exercised(f"none of {list(before)} exists with these parameters")
     for index in range(warmup, warmup + ctx.case.scenario["calls"]):
         ctx.forward(layer, ctx.case.batch(index))
         after = _snapshot(ctx.state(layer), ctx.clause.options["fields"])

@@ -12,28 +12,15 @@ import numpy as np
 
 from nnconform import statistics as stats
 from nnconform.checks.context import CheckContext, check_finite
+from nnconform.checks.masks import count_units, distinct_input, dropped_units, rate
 
 SERIAL_MIN_UNITS = 20_000  # past the few-thousand-unit period of a weak generator
 
 
-def _tiled(x: np.ndarray, units: int) -> np.ndarray:
-    """x repeated along axis 0 until it holds at least ``units`` units."""
-    copies = max(1, math.ceil(units / x.size))
+def _tiled(ctx: CheckContext, x: np.ndarray, units: int) -> np.ndarray:
+    """x repeated along axis 0 until it holds at least ``units`` random units."""
+    copies = max(1, math.ceil(units / max(1, count_units(ctx, x))))
     return np.concatenate([x] * copies, axis=0) if copies > 1 else x.copy()
-
-
-def _input(ctx: CheckContext) -> np.ndarray:
-    """The drawn input with any exact zero (which would hide the mask) set to 1."""
-    x = ctx.case.batch(0)
-    return np.where(x.astype(np.float64) == 0, np.ones_like(x), x)
-
-
-def _dropped(ctx: CheckContext, layer, x: np.ndarray) -> np.ndarray:
-    """One train-mode call; the mask of zeroed units, in the input's shape. A NaN is
-    neither dropped nor kept, so non-finite outputs fail here, by position."""
-    out = ctx.forward(layer, x.copy())
-    check_finite(ctx, "output", out)
-    return out.astype(np.float64) == 0
 
 
 def _train_layer(ctx: CheckContext):
@@ -45,23 +32,23 @@ def _train_layer(ctx: CheckContext):
 
 def _decide(ctx: CheckContext, verdict: stats.StatVerdict) -> None:
     __tracebackhide__ = True
-    ctx.evidence.update(test=verdict.test, p=ctx.case.params["p"], alpha=verdict.alpha, n=verdict.n,
+    ctx.evidence.update(test=verdict.test, p=rate(ctx), alpha=verdict.alpha, n=verdict.n,
                         statistic=verdict.statistic, p_value=verdict.p_value, expected=verdict.expected,
                         observed=verdict.observed, passed=verdict.passed)
     if not verdict.passed:
-        ctx.fail(f"{verdict.describe()} ({ctx.case.layer}, p={ctx.case.params['p']!r}, {ctx.case.dtype}, "
+        ctx.fail(f"{verdict.describe()} ({ctx.case.layer}, p={rate(ctx)!r}, {ctx.case.dtype}, "
                  f"input shape {ctx.case.shape}, seed {ctx.case.seed})")
 
 
 def _settings(ctx: CheckContext) -> tuple[float, float, float]:
     statistics = ctx.clause.statistics
-    return ctx.case.params["p"], statistics["delta"], statistics["power"]
+    return rate(ctx), statistics["delta"], statistics["power"]
 
 
 def drop_rate(ctx: CheckContext) -> None:
     p, delta, power = _settings(ctx)
     n = stats.drop_rate_sample_size(p, ctx.alpha, delta, power)
-    dropped = _dropped(ctx, _train_layer(ctx), _tiled(_input(ctx), n))
+    dropped = dropped_units(ctx, _train_layer(ctx), _tiled(ctx, distinct_input(ctx), n))
     _decide(ctx, stats.drop_rate_test(dropped, p, ctx.alpha))
 
 
@@ -70,55 +57,57 @@ def mean_preservation(ctx: CheckContext) -> None:
     if p >= 1.0:
         return  # the mean of an all-dropped output is 0 by clause dropout.edge.p-one
     n = stats.mean_preservation_sample_size(p, ctx.alpha, delta, power)
-    x = _tiled(_input(ctx), n)
+    x = _tiled(ctx, distinct_input(ctx), n)
     out = ctx.forward(_train_layer(ctx), x.copy())
     check_finite(ctx, "output", out)
-    ratio = out.astype(np.float64) / x.astype(np.float64)
-    _decide(ctx, stats.mean_preservation_test(ratio.ravel(), p, ctx.alpha, delta))
+    ratio = ctx.case.as_batched(out.astype(np.float64) / x.astype(np.float64))
+    axes = ctx.clause.model.random.unit_axes(ratio.ndim)
+    per_unit = ratio.mean(axis=axes) if axes else ratio  # a channel's elements share one fate
+    _decide(ctx, stats.mean_preservation_test(per_unit.ravel(), p, ctx.alpha, delta))
 
 
 def position_uniformity(ctx: CheckContext) -> None:
     p, delta, power = _settings(ctx)
-    x = _input(ctx)
-    calls = stats.position_uniformity_sample_size(p, x.size, ctx.alpha, delta, power)
+    x = distinct_input(ctx)
+    calls = stats.position_uniformity_sample_size(p, count_units(ctx, x), ctx.alpha, delta, power)
     layer = _train_layer(ctx)
-    masks = np.stack([_dropped(ctx, layer, x).ravel() for _ in range(calls)])
+    masks = np.stack([dropped_units(ctx, layer, x).ravel() for _ in range(calls)])
     _decide(ctx, stats.position_uniformity_test(masks, p, ctx.alpha))
 
 
 def batch_independence(ctx: CheckContext) -> None:
     p, delta, power = _settings(ctx)
     pairs = stats.agreement_sample_size(p, ctx.alpha, delta, power)
-    x = _input(ctx)
-    row = x.size // x.shape[0]
-    big = _tiled(x, 2 * row * math.ceil(pairs / row))
+    x = distinct_input(ctx)
+    row = max(1, count_units(ctx, x) // x.shape[0])
+    big = _tiled(ctx, x, 2 * row * math.ceil(pairs / row))
     rows = big.shape[0] - big.shape[0] % 2
-    dropped = _dropped(ctx, _train_layer(ctx), big)[:rows].reshape(rows, row)
+    dropped = dropped_units(ctx, _train_layer(ctx), big)[:rows].reshape(rows, -1)
     _decide(ctx, stats.agreement_test(dropped[0::2], dropped[1::2], p, ctx.alpha, "across the batch"))
 
 
 def call_independence(ctx: CheckContext) -> None:
     p, delta, power = _settings(ctx)
     pairs = stats.agreement_sample_size(p, ctx.alpha, delta, power)
-    x = _tiled(_input(ctx), pairs)
+    x = _tiled(ctx, distinct_input(ctx), pairs)
     layer = _train_layer(ctx)
-    first, second = _dropped(ctx, layer, x), _dropped(ctx, layer, x)
+    first, second = dropped_units(ctx, layer, x), dropped_units(ctx, layer, x)
     _decide(ctx, stats.agreement_test(first, second, p, ctx.alpha, "across calls"))
 
 
 def serial_independence(ctx: CheckContext) -> None:
     p, delta, power = _settings(ctx)
     units = max(SERIAL_MIN_UNITS, stats.serial_sample_size(p, ctx.alpha, delta, power))
-    dropped = _dropped(ctx, _train_layer(ctx), _tiled(_input(ctx), units))
+    dropped = dropped_units(ctx, _train_layer(ctx), _tiled(ctx, distinct_input(ctx), units))
     _decide(ctx, stats.serial_independence_test(dropped.ravel(), p, ctx.alpha))
 
 
 def dispersion(ctx: CheckContext) -> None:
     p, _, power = _settings(ctx)
-    x = _input(ctx)
-    rows = stats.dispersion_sample_size(p, x.size, ctx.alpha, power)
+    x = distinct_input(ctx)
+    rows = stats.dispersion_sample_size(p, count_units(ctx, x), ctx.alpha, power)
     layer = _train_layer(ctx)
-    masks = np.stack([_dropped(ctx, layer, x).ravel() for _ in range(rows)])
+    masks = np.stack([dropped_units(ctx, layer, x).ravel() for _ in range(rows)])
     _decide(ctx, stats.dispersion_test(masks, p, ctx.alpha))
 
 
