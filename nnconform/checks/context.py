@@ -11,6 +11,7 @@ import numpy as np
 from hypothesis import reject
 
 from nnconform.dtypes import NUMPY_DTYPES, dtype_name, numpy_dtype
+from nnconform.hangs import BACKEND_CALLS
 from nnconform.spec import Clause
 from nnconform.strategies import Case
 
@@ -154,7 +155,7 @@ class CheckContext:
     def _call(self, what: str, function, *args):
         __tracebackhide__ = True
         try:
-            return function(*args)
+            return BACKEND_CALLS.run(what, function, *args)
         except ClauseFailure:
             raise
         except (Exception, SystemExit) as error:
