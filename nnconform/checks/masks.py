@@ -121,3 +121,15 @@ def judge_masked(ctx: CheckContext, x: np.ndarray, out: np.ndarray, where: str) 
 
 def _params(ctx: CheckContext) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in ctx.case.params.items())
+
+
+def with_survivors(ctx: CheckContext, x: np.ndarray, survivors: int = 20, cap: int = 1 << 22) -> np.ndarray:
+    """x tiled along axis 0 until ``survivors`` kept units are expected (at most ``cap``
+    elements), so that at p near 1, where a 16-bit scale overflows, the verdict does not
+    depend on whether a unit happened to survive."""
+    keep = 1.0 - rate(ctx)
+    if keep <= 0 or x.ndim == 0:
+        return x
+    have = max(1, count_units(ctx, x))
+    copies = min(int(np.ceil(survivors / keep / have)), max(1, cap // max(1, x.size)))
+    return np.concatenate([x] * copies, axis=0) if copies > 1 else x

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnconform.checks.context import CheckContext, check_finite, describe_positions
-from nnconform.checks.masks import classify, count_units, distinct_input, judge_masked, matches, rate, unit_values
+from nnconform.checks.masks import classify, distinct_input, judge_masked, matches, rate, unit_values, with_survivors
 from nnconform.formula import FormulaError
 from nnconform.dtypes import accumulation_eps, dtype_eps, dtype_max
 
@@ -29,7 +29,7 @@ def survivor_scale(ctx: CheckContext) -> None:
     layer = ctx.prepare()
     judged = 0
     for index in range(ctx.case.scenario["calls"]):
-        x = _survivors_expected(ctx, distinct_input(ctx, index), 20)
+        x = with_survivors(ctx, distinct_input(ctx, index))
         out = ctx.forward(layer, x.copy())
         x64, out64 = x.astype(np.float64), out.astype(np.float64)
         dropped, _ = classify(ctx, x, out)
@@ -49,23 +49,12 @@ def survivor_scale(ctx: CheckContext) -> None:
         ctx.not_exercised(f"no unit was kept (p={rate(ctx)!r})")
 
 
-def _survivors_expected(ctx: CheckContext, x: np.ndarray, survivors: int, cap: int = 1 << 22) -> np.ndarray:
-    """x tiled along axis 0 until ``survivors`` kept units are expected (at most ``cap`` units)."""
-    keep = 1.0 - rate(ctx)
-    if keep <= 0:
-        return x
-    units = min(cap, int(np.ceil(survivors / keep)))
-    have = max(1, count_units(ctx, x))
-    copies = max(1, min(int(np.ceil(units / have)), max(1, cap // max(1, x.size))))
-    return np.concatenate([x] * copies, axis=0) if copies > 1 else x
-
-
 def mask_values(ctx: CheckContext) -> None:
     """Every unit is either the dropped value or the kept value, never anything else."""
     layer = ctx.prepare()
     judged = 0
     for index in range(ctx.case.scenario["calls"]):
-        x = _survivors_expected(ctx, distinct_input(ctx, index), 20)
+        x = with_survivors(ctx, distinct_input(ctx, index))
         out = ctx.forward(layer, x.copy())
         judged += judge_masked(ctx, x, out, f"train call {index + 1}")
     if not judged:
