@@ -15,29 +15,6 @@ class TrailingBaseline(TrailingZooBackend):
     name = "trailing-baseline"
 
 
-class _Float64LayerNorm(NumpyLayerNorm):
-    def __init__(self, params, dtype):
-        super().__init__(params, dtype)
-        self.work = np.float64
-
-
-class _Float64RMSNorm(NumpyRMSNorm):
-    def __init__(self, params, dtype):
-        super().__init__(params, dtype)
-        self.work = np.float64
-
-    def eps(self):  # eps=None is still the computation type's: float32's below float64
-        return np.finfo(np.float64 if self.dtype == np.float64 else np.float32).eps if \
-            self.params.get("eps") is None else super().eps()
-
-
-class TrailingFloat64Internals(TrailingZooBackend):
-    """Every dtype computed in float64 and rounded once to the output dtype."""
-    name = "trailing-float64-internals"
-    layernorm_class = _Float64LayerNorm
-    rmsnorm_class = _Float64RMSNorm
-
-
 class _FoldedLayerNorm(NumpyLayerNorm):
     def forward(self, x):
         """y = x * a + b with a = weight / std and b = bias - mean * a per element of each
