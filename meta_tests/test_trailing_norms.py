@@ -99,3 +99,19 @@ def test_tiny_scale_puts_the_mean_square_below_the_default_eps():
     x = case.batch(0).astype(np.float64)
     assert np.count_nonzero(x) > 0.9 * x.size, "float16 must not flush tiny-scale values to zero"
     assert 1e-7 < (x * x).mean() < 1e-5
+
+
+def test_input_gradient_scale_takes_the_largest_elementwise_weight_of_the_slice():
+    """Every member's input gradient sums grad * weight over its whole slice, so a member
+    whose own weight is tiny may still carry the rounding error of its neighbours' terms."""
+    from nnconform.checks.gradients import gradient_error_scales
+    from nnconform.checks.reference_checks import statistics_used
+    clause = SPECS.by_id("layernorm.grad.reference")
+    case = Case("LayerNorm", "float32", "train", {"normalized_shape": (2,), "eps": 1e-5, "elementwise_affine": True,
+                                                 "bias": True}, {"calls": 1, "warmup": 0}, (3, 2), "standard", 5, 0)
+    ctx = CheckContext(clause, case, backend=None)
+    before = {"weight": np.array([1e-6, 3.0]), "bias": np.zeros(2)}
+    x = case.batch(0).astype(np.float64)
+    stats = statistics_used(ctx, x, before, True)
+    scale = gradient_error_scales(ctx, stats, np.ones_like(x), before)["input"]
+    np.testing.assert_allclose(scale[:, 0] / scale[:, 1], 1.0)
