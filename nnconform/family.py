@@ -21,11 +21,15 @@ from typing import Any, Callable
 
 import numpy as np
 
+from nnconform.dtypes import accumulation_eps, dtype_eps
 from nnconform.formula import Formula, FormulaError
 
 REDUCTIONS = ("all-but-channel", "spatial", "groups", "trailing")
 UNITS = ("element", "channel")
 BROADCASTS = ("channel", "trailing")
+# What eps = None means: the machine epsilon of the input dtype, or of the type the
+# computation runs in (float32 for 16- and 32-bit inputs, float64 for float64).
+EPS_NONE = ("dtype-eps", "opmath-eps")
 _STATE_KEYS = {"shape", "init", "present", "trainable", "broadcast", "count", "positive", "why", "convention"}
 _NORM_KEYS = {"over", "groups", "trailing", "centered", "eps", "eps_none", "running_mean", "running_var"}
 _RANDOM_KEYS = {"rate", "unit", "dropped", "scale", "shift"}
@@ -73,13 +77,16 @@ class Normalization:
     trailing: str | None = None     # parameter naming the normalized trailing shape
     centered: bool = True           # False: a root-mean-square, no mean is subtracted
     eps: str = "eps"
-    eps_none: str | None = None     # "dtype-eps": None means the input dtype's epsilon
+    eps_none: str | None = None     # what eps = None means: EPS_NONE
     running_mean: str | None = None  # state fields used in place of batch statistics
     running_var: str | None = None
 
-    def eps_value(self, params: dict, dtype_eps: float) -> float:
+    def eps_value(self, params: dict, dtype: str) -> float:
+        """The eps the layer adds for a layer of this dtype name; eps = None per ``eps_none``."""
         value = params.get(self.eps)
-        return dtype_eps if value is None else float(value)
+        if value is not None:
+            return float(value)
+        return accumulation_eps(dtype) if self.eps_none == "opmath-eps" else dtype_eps(dtype)
 
     def grouped(self, x: np.ndarray, params: dict) -> tuple[np.ndarray, tuple[int, ...]]:
         """x reshaped so that each statistic is over ``axes``; reshape back with x.shape."""
@@ -267,8 +274,8 @@ def parse_family(name: str, data: dict, parameters: dict, formula_names: set[str
         for key in ("running_mean", "running_var"):
             if key in raw and raw[key] not in state:
                 raise FamilyError(f"normalization.{key}", f"must name a state field: {sorted(state)}")
-        if raw.get("eps_none") not in (None, "dtype-eps"):
-            raise FamilyError("normalization.eps_none", "the only meaning of eps=None is 'dtype-eps'")
+        if raw.get("eps_none") not in (None, *EPS_NONE):
+            raise FamilyError("normalization.eps_none", f"must be one of {list(EPS_NONE)}, got {raw.get('eps_none')!r}")
         normalization = Normalization(raw["over"], raw.get("groups"), raw.get("trailing"), bool(raw.get("centered", True)),
                                       raw.get("eps", "eps"), raw.get("eps_none"), raw.get("running_mean"),
                                       raw.get("running_var"))

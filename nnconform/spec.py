@@ -26,6 +26,7 @@ _FROM_INPUT = ("channels", "trailing", "divisor")
 _CLAUSE_FIELDS = {"id", "statement", "mode", "check", "params", "input", "tolerance", "examples",
                   "layers", "statistics", "expected", "trainable", "fields", "observe", "error", "when", "state",
                   "conventions", "applies_under"}
+_ERRORS = ("ValueError", "TypeError", "RuntimeError")
 _INPUT_FIELDS = {"dtypes", "ranks", "side", "values", "per_channel", "layouts"}
 _STAT_FIELDS = {"power", "delta", "why", "n", "n_counts", "alpha"}
 
@@ -430,9 +431,12 @@ def _options(raw: dict, check: str, names: set[str], model: Family, path: Path, 
                 raise SpecError(path, clause_id, key, f"must be a non-empty list from {list(allowed)}")
             options[key] = tuple(value)
     if "error" in raw:
-        if raw["error"] not in ("ValueError", "TypeError", "RuntimeError"):
-            raise SpecError(path, clause_id, "error", "must be ValueError, TypeError or RuntimeError")
-        options["error"] = raw["error"]
+        # One exception type, or a list of the types any of which conforms (where the
+        # documentation promises an error but not its type).
+        errors = [raw["error"]] if isinstance(raw["error"], str) else raw["error"]
+        if not isinstance(errors, list) or not errors or any(e not in _ERRORS for e in errors):
+            raise SpecError(path, clause_id, "error", f"must be one of {list(_ERRORS)} or a list of them")
+        options["error"] = tuple(errors)
     if "when" in raw:
         if raw["when"] not in ("build", "forward"):
             raise SpecError(path, clause_id, "when", "must be 'build' or 'forward'")

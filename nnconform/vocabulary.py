@@ -15,7 +15,7 @@ MODES = ("train", "eval")
 # own state; "drawn" loads drawn values (signed, of varied magnitude, the initial state
 # among the draws) through the backend's load_state.
 STATE_MODES = ("initial", "drawn")
-VALUE_PROFILES = ("standard", "offset", "tiny-variance")
+VALUE_PROFILES = ("standard", "offset", "tiny-variance", "tiny-scale")
 # Memory layouts of the input array a backend receives: C-contiguous; a strided view
 # (every other element of a larger array along the last axis); and channels-last,
 # where axis 1 varies fastest in memory (NHWC for a 4-d input, NDHWC for 5-d).

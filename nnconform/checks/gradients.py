@@ -115,7 +115,11 @@ def gradient_error_scales(ctx: CheckContext, stats: dict, grad: np.ndarray, befo
     largest_grad = np.broadcast_to(view.max(axis=axes, keepdims=True), view.shape).reshape(grad.shape)
     hview, _ = norm.grouped(xhat, params)
     largest_xhat = np.broadcast_to(hview.max(axis=axes, keepdims=True), hview.shape).reshape(grad.shape)
-    input_scale = stats["gain"] * inv_std * largest_grad * (1.0 + largest_xhat) * condition
+    # Each member's input gradient sums every member's grad * gain: where the gain varies
+    # within a statistic (an elementwise weight), the largest one scales the terms.
+    gview, _ = norm.grouped(np.broadcast_to(stats["gain"], grad.shape), params)
+    largest_gain = np.broadcast_to(gview.max(axis=axes, keepdims=True), gview.shape).reshape(grad.shape)
+    input_scale = largest_gain * inv_std * largest_grad * (1.0 + largest_xhat) * condition
     scales = {"input": input_scale if ctx.case.batched else input_scale[0]}
     for name in family.trainable:
         if before.get(name) is None:

@@ -105,7 +105,7 @@ def statistics_used(ctx: CheckContext, xb: np.ndarray, before: dict, training: b
     family, params = ctx.clause.model, ctx.case.params
     norm = family.normalization
     stats = norm.statistics(xb, params)
-    stats["eps"] = norm.eps_value(params, dtype_eps(ctx.case.dtype))
+    stats["eps"] = norm.eps_value(params, ctx.case.dtype)
     running = norm.running_var and before.get(norm.running_var) is not None
     stats["batch_mean"], stats["batch_var"] = stats["mean"], stats["var"]
     if running and not training:
