@@ -58,7 +58,7 @@ def _survivors_expected(ctx: CheckContext, x: np.ndarray, survivors: int, cap: i
     units = min(cap, int(np.ceil(survivors / keep)))
     have = max(1, count_units(ctx, x))
     copies = max(1, min(int(np.ceil(units / have)), max(1, cap // max(1, x.size))))
-    return np.concatenate([x] * copies, axis=0) if copies > 1 else x
+    return np.tile(x, (copies,) + (1,) * (x.ndim - 1)) if copies > 1 else x
 
 
 def mask_values(ctx: CheckContext) -> None:

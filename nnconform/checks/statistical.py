@@ -23,7 +23,7 @@ SERIAL_MIN_UNITS = 20_000  # past the few-thousand-unit period of a weak generat
 def _tiled(ctx: CheckContext, x: np.ndarray, units: int) -> np.ndarray:
     """x repeated along axis 0 until it holds at least ``units`` random units."""
     copies = max(1, math.ceil(units / max(1, count_units(ctx, x))))
-    return np.concatenate([x] * copies, axis=0) if copies > 1 else x.copy()
+    return np.tile(x, (copies,) + (1,) * (x.ndim - 1)) if copies > 1 else x.copy()
 
 
 def _train_layer(ctx: CheckContext):
