@@ -135,7 +135,8 @@ def make_bad_dir(tmp_path: Path, case: BadSpec) -> Path:
 def test_the_real_specs_load():
     specs = load_specs()
     assert specs.clauses, "no clauses loaded"
-    assert {c.family for c in specs.clauses} == {"dropout", "batchnorm"}
+    assert {c.family for c in specs.clauses} == {"dropout", "batchnorm", "channel-dropout", "alpha-dropout",
+                                                 "feature-alpha-dropout"}
     assert len({c.id for c in specs.clauses}) == len(specs.clauses)
     assert all(c.statistics["n"] >= 1 for c in specs.clauses if c.statistical)
 
