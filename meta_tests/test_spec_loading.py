@@ -135,7 +135,8 @@ def make_bad_dir(tmp_path: Path, case: BadSpec) -> Path:
 def test_the_real_specs_load():
     specs = load_specs()
     assert specs.clauses, "no clauses loaded"
-    assert {"dropout", "batchnorm", "layernorm", "rmsnorm"} <= {c.family for c in specs.clauses}
+    assert {"dropout", "batchnorm", "channel-dropout", "alpha-dropout", "feature-alpha-dropout", "layernorm",
+            "rmsnorm"} <= {c.family for c in specs.clauses}
     assert len({c.id for c in specs.clauses}) == len(specs.clauses)
     assert all(c.statistics["n"] >= 1 for c in specs.clauses if c.statistical)
 

@@ -75,6 +75,8 @@ CHECK_KINDS: dict[str, CheckKind] = {
         _kind("serial-independence", "neighbouring and periodic units are uncorrelated", **_STAT),
         _kind("dispersion", "per-row zero counts have binomial variance", **_STAT),
         _kind("mean-preservation", "the expected output equals the input", **_STAT),
+        _kind("moment-preservation", "for standard-normal input the output has the mean and second moment of the "
+              "[random] model (alpha dropout: 0 and 1)", needs_tolerance=True, **_STAT),
         _kind("mode-switching", "alternating train and eval calls each behave as their mode specifies",
               required=("observe",), needs_tolerance=True, takes_state=True),
         _kind("gradient-mask", "the input gradient is grad_output times the forward call's own mask and scale",

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from nnconform.checks.context import CheckContext, check_finite, describe_positions
-from nnconform.checks.masks import classify, distinct_input, judge_masked, matches, rate, unit_values, with_survivors
+from nnconform.checks.masks import (classify, distinct_input, judge_masked, magnitudes, matches, rate, unit_values,
+                                    with_survivors)
 from nnconform.formula import FormulaError
 from nnconform.dtypes import accumulation_eps, dtype_eps, dtype_max
 
@@ -36,7 +37,7 @@ def survivor_scale(ctx: CheckContext) -> None:
         kept = ~dropped
         judged += int(kept.sum())
         want = x64 * scale + shift
-        wrong = kept & ~matches(ctx, out64, want)
+        wrong = kept & ~matches(ctx, out64, want, np.abs(x64 * scale) + abs(shift))
         if wrong.any():
             finite = kept & np.isfinite(out64)
             observed = np.median((out64[finite] - shift) / x64[finite]) if finite.any() else float("nan")
