@@ -70,7 +70,7 @@ def gradient_reference(ctx: CheckContext) -> None:
     grad_output = _grad_output(ctx, stats, case.as_batched(x64), warmup + 1)
     grads = ctx.backward(layer, grad_output)
     try:
-        want = ctx.clause.model.backward(x64, before, case.params, training, grad_output.astype(np.float64), case.dtype)
+        want = ctx.clause.model.backward_for(case.layer)(x64, before, case.params, training, grad_output.astype(np.float64), case.dtype)
     except Exception as error:
         ctx.fail(f"the reference could not run from the backend's state: {type(error).__name__}: {error}")
     scales = gradient_error_scales(ctx, stats, case.as_batched(grad_output.astype(np.float64)), before)
