@@ -8,6 +8,8 @@ first, each frame "function (file:line)"). Each sample is put in the first area 
 marker occurs in its stack, scanning the areas in the order listed in AREAS, so an
 area reads as "time inside this and not inside an earlier area". Function figures
 are inclusive: the share of samples whose stack contains the function at least once.
+Samples of threads other than the main one (pytest-timeout's backstop timers, which
+py-spy sees waiting on a condition) are counted apart and left out of the shares.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def function_of(frame: str) -> str:
 
 
 def summarize(samples, top: int = 25) -> dict:
+    threads = sum(count for stack, count in samples if stack[0].startswith("Thread._bootstrap"))
+    samples = [(stack, count) for stack, count in samples if not stack[0].startswith("Thread._bootstrap")]
     total = sum(count for _, count in samples) or 1
     areas, inclusive, leaf = Counter(), Counter(), Counter()
     for stack, count in samples:
@@ -67,11 +71,12 @@ def summarize(samples, top: int = 25) -> dict:
             inclusive[function] += count
         leaf[function_of(stack[-1])] += count
     share = lambda counter: [(name, round(100 * n / total, 1)) for name, n in counter.most_common(top)]
-    return {"samples": total, "areas": share(areas), "inclusive": share(inclusive), "self": share(leaf)}
+    return {"samples": total, "other_threads": threads, "areas": share(areas), "inclusive": share(inclusive), "self": share(leaf)}
 
 
 def markdown(summary: dict) -> str:
-    lines = [f"{summary['samples']} samples.", "", "| area | % of samples |", "|---|---|",
+    lines = [f"{summary['samples']} samples of the main thread ({summary['other_threads']} of other threads "
+             "left out).", "", "| area | % of samples |", "|---|---|",
              *[f"| {name} | {pct} |" for name, pct in summary["areas"]], "",
              "| function (inclusive) | % |", "|---|---|",
              *[f"| `{name}` | {pct} |" for name, pct in summary["inclusive"]], "",
