@@ -51,13 +51,18 @@ def survivor_scale(ctx: CheckContext) -> None:
 
 
 def _survivors_expected(ctx: CheckContext, x: np.ndarray, survivors: int, cap: int = 1 << 22) -> np.ndarray:
-    """x tiled along axis 0 until ``survivors`` kept units are expected (at most ``cap`` units)."""
+    """x tiled along axis 0 until ``survivors`` kept units are expected (at most ``cap``
+    elements). Where even the cap leaves less than one survivor expected (p within about
+    1e-6 of 1), x is not tiled: the example is then rarely exercised either way, and
+    Hypothesis replaces a rejected example cheaply."""
     keep = 1.0 - rate(ctx)
     if keep <= 0:
         return x
     units = min(cap, int(np.ceil(survivors / keep)))
     have = max(1, count_units(ctx, x))
     copies = max(1, min(int(np.ceil(units / have)), max(1, cap // max(1, x.size))))
+    if copies * have * keep < 1:
+        return x
     return np.tile(x, (copies,) + (1,) * (x.ndim - 1)) if copies > 1 else x
 
 
