@@ -9,6 +9,7 @@ any test runs and print the same message.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -57,7 +58,9 @@ check = "equals-input"
 P_ZERO = 'check = "equals-input"\nparams.p = { choices = [0.0] }'
 SURVIVOR = 'at any p below 1.\nparams.p = { min = 0.0, max = 1.0, include = [0.5, 1e-7, 0.99999] }'
 SURVIVOR_SCALE = 'check = "survivor-scale"\nexpected = "1/(1-p)"\n# p = 0.99999'
-DROP_RATE_STATS = 'statistics = { alpha = 1.25e-6, power = 0.999, delta = 0.01, n = 157632, n_counts = "units of one call", why'
+# The drop-rate clause's statistics line up to `why` (alpha and n change with the budget).
+DROP_RATE_STATS = re.search(r'statistics = \{ alpha = [^,]+, power = 0.999, delta = 0.01, n = \d+, '
+                            r'n_counts = "units of one call", why', (default_spec_dir() / "dropout.toml").read_text()).group(0)
 
 CASES = [
     BadSpec("malformed TOML", "dropout.toml", 'id = "dropout.edge.p-zero"', 'id = "dropout.edge.p-zero',
@@ -100,9 +103,9 @@ CASES = [
             "dropout.toml", "dropout.train.survivor-scale", "expected", "ListComp is not allowed"),
     BadSpec("missing statistics on a statistical check", "dropout.toml", DROP_RATE_STATS, "# " + DROP_RATE_STATS,
             "dropout.toml", "dropout.train.drop-rate", "statistics", "requires this field"),
-    BadSpec("statistics without n", "dropout.toml", DROP_RATE_STATS, DROP_RATE_STATS.replace("n = 157632, ", ""),
+    BadSpec("statistics without n", "dropout.toml", DROP_RATE_STATS, re.sub(r"n = \d+, ", "", DROP_RATE_STATS),
             "dropout.toml", "dropout.train.drop-rate", "statistics.n", "positive integer"),
-    BadSpec("statistics without alpha", "dropout.toml", DROP_RATE_STATS, DROP_RATE_STATS.replace("alpha = 1.25e-6, ", ""),
+    BadSpec("statistics without alpha", "dropout.toml", DROP_RATE_STATS, re.sub(r"alpha = [^,]+, ", "", DROP_RATE_STATS),
             "dropout.toml", "dropout.train.drop-rate", "statistics.alpha", "expected a finite number"),
     BadSpec("statistics without n_counts", "dropout.toml", DROP_RATE_STATS,
             DROP_RATE_STATS.replace('n_counts = "units of one call", ', ""),

@@ -23,7 +23,7 @@ def rate(ctx: CheckContext) -> float:
     return float(ctx.case.params[ctx.clause.model.random.rate])
 
 
-def _tolerance(ctx: CheckContext, magnitude: np.ndarray) -> np.ndarray:
+def _tolerance(ctx: CheckContext, magnitude):
     tol = ctx.clause.tolerances.get(ctx.case.dtype)
     if tol is None:
         return np.zeros_like(magnitude)
@@ -42,13 +42,15 @@ def magnitudes(ctx: CheckContext, x64: np.ndarray) -> tuple[float, np.ndarray]:
     return abs(dropped - shift) + abs(shift), kept
 
 
-def matches(ctx: CheckContext, out64: np.ndarray, want: np.ndarray, magnitude=None) -> np.ndarray:
+def matches(ctx: CheckContext, out64: np.ndarray, want, magnitude=None) -> np.ndarray:
     """out equals want within the clause's tolerance (scaled by `magnitude`, |want| by
     default); where want lies beyond the dtype's largest finite value, the correctly
-    rounded result is an infinity of its sign."""
+    rounded result is an infinity of its sign. want and magnitude may be scalars."""
     close = np.abs(out64 - want) <= _tolerance(ctx, np.abs(want) if magnitude is None else magnitude)
     beyond = np.abs(want) > dtype_max(ctx.case.dtype)
-    return close | (beyond & np.isinf(out64) & (np.sign(out64) == np.sign(want)))
+    if np.any(beyond):
+        close |= beyond & np.isinf(out64) & (np.sign(out64) == np.sign(want))
+    return close
 
 
 def distinct_input(ctx: CheckContext, index: int = 0, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -61,7 +63,7 @@ def distinct_input(ctx: CheckContext, index: int = 0, shape: tuple[int, ...] | N
     x64 = x.astype(np.float64)
     kept = scale * x64 + shift
     dropped_magnitude, kept_magnitude = magnitudes(ctx, x64)
-    room = _tolerance(ctx, np.full_like(kept, dropped_magnitude)) + _tolerance(ctx, kept_magnitude)
+    room = _tolerance(ctx, dropped_magnitude) + _tolerance(ctx, kept_magnitude)
     ambiguous = np.abs(kept - dropped) <= 2 * room + 1e-300
     if ambiguous.any():
         substitute = 1.0 if abs(scale + shift - dropped) > abs(scale) * 1e-3 else -1.0
@@ -76,7 +78,7 @@ def classify(ctx: CheckContext, x: np.ndarray, out: np.ndarray) -> tuple[np.ndar
     dropped_value, scale, shift = unit_values(ctx)
     out64, x64 = out.astype(np.float64), x.astype(np.float64)
     dropped_magnitude, kept_magnitude = magnitudes(ctx, x64)
-    dropped = matches(ctx, out64, np.full_like(out64, dropped_value), np.full_like(out64, dropped_magnitude))
+    dropped = matches(ctx, out64, dropped_value, dropped_magnitude)
     if not np.isfinite(scale):
         return dropped, np.zeros_like(dropped)
     kept = matches(ctx, out64, scale * x64 + shift, kept_magnitude)
@@ -148,4 +150,6 @@ def with_survivors(ctx: CheckContext, x: np.ndarray, survivors: int = 20, cap: i
         return x
     have = max(1, count_units(ctx, x))
     copies = min(int(np.ceil(survivors / keep / have)), max(1, cap // max(1, x.size)))
-    return np.concatenate([x] * copies, axis=0) if copies > 1 else x
+    if copies * have * keep < 1:  # even the cap leaves no survivor expected: tiling buys nothing
+        return x
+    return np.tile(x, (copies,) + (1,) * (x.ndim - 1)) if copies > 1 else x
