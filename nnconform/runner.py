@@ -14,7 +14,7 @@ from hypothesis.errors import Unsatisfiable
 
 from nnconform.checks import CHECKS, CheckContext, ClauseFailure
 from nnconform.items import Item, pinned_clauses
-from nnconform.strategies import draw_case
+from nnconform.strategies import draw_case, unsupported_values
 
 
 @dataclass
@@ -87,7 +87,8 @@ class Runner:
             # The values where implementations break (each domain's `include`) run on
             # every run, one pinned example each, before the drawn examples.
             for offset, clause in enumerate(self.pinned(item), start=1):
-                examples(clause, 1, item.seed(self.base_seed) + offset)
+                if supports is None or unsupported_values(clause, supports) is None:  # a pinned value the backend declared unsupported is skipped
+                    examples(clause, 1, item.seed(self.base_seed) + offset)
             examples(item.clause, item.examples(self.max_examples), item.seed(self.base_seed))
         except (ClauseFailure, BaseExceptionGroup) as error:
             failures = _clause_failures(error)
