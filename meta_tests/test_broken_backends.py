@@ -57,7 +57,10 @@ def run_suite(tmp_path: Path, module: str, *args: str) -> Run:
     command = [sys.executable, "-m", "pytest", "tests/test_conformance.py",
                "--backend", f"meta_tests.broken.{module}:Backend", "-q", "-p", "no:cacheprovider",
                "--max-examples", "3", "--seed", SEED,
-               "--conformance-json", str(json_path), "--conformance-md", str(md_path), *args]
+               "--conformance-json", str(json_path), "--conformance-md", str(md_path),
+               # the broken backends wrap torch; these tests were written for its first two families,
+               # and a -k substring such as dropout.train.drop-rate also matches channel-dropout's
+               *(() if "-m" in args else ("-m", "dropout or batchnorm")), *args]
     env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_XDIST")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_LIMIT_S)

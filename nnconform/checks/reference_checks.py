@@ -33,6 +33,9 @@ def survivor_scale(ctx: CheckContext) -> None:
         x = with_survivors(ctx, distinct_input(ctx, index))
         out = ctx.forward(layer, x.copy())
         x64, out64 = x.astype(np.float64), out.astype(np.float64)
+        if np.isnan(out64).any():
+            ctx.fail(f"output has non-finite values (NaN or inf) where finite ones are expected: "
+                     f"{describe_positions(np.isnan(out64))} are NaN")
         dropped, _ = classify(ctx, x, out)
         kept = ~dropped
         judged += int(kept.sum())
