@@ -55,9 +55,13 @@ def reach(clause, layer, condition, what, dtype=None) -> Case:
         pytest.fail(f"{clause.id} on {layer}: the generator never drew {what} ({type(error).__name__})")
 
 
-def rank_range(clause, layer) -> range:
-    low, high = clause.layer_ranks[layer]
-    return range(max(low, clause.input.ranks[0]), min(high, clause.input.ranks[1]) + 1)
+def rank_range(clause, layer) -> list[int]:
+    """Every input rank the clause can draw for the layer, with or without a batch axis."""
+    ranks = set()
+    for bounds in (clause.layer_ranks[layer], clause.unbatched_ranks.get(layer)):
+        if bounds is not None:
+            ranks.update(range(max(bounds[0], clause.input.ranks[0]), min(bounds[1], clause.input.ranks[1]) + 1))
+    return sorted(ranks)
 
 
 def pair_id(pair) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from nnconform.checks.context import CheckContext, check_finite, describe_positions
-from nnconform.checks.masks import classify, distinct_input, rate, unit_values, with_survivors
+from nnconform.checks.masks import classify, distinct_input, matches, rate, unit_values, with_survivors
 from nnconform.checks.reference_checks import compare_with_reference, state_as_float64, statistics_used
-from nnconform.dtypes import dtype_name, numpy_dtype
+from nnconform.dtypes import dtype_max, dtype_name, numpy_dtype
 
 
 def gradient_mask(ctx: CheckContext) -> None:
@@ -29,9 +29,10 @@ def gradient_mask(ctx: CheckContext) -> None:
     grads = ctx.backward(layer, grad_output)
     p = rate(ctx)
     if case.mode == "train":
-        check_finite(ctx, "output", out)
+        _, scale, shift = unit_values(ctx)
+        kept_value = scale * x.astype(np.float64) + shift if np.isfinite(scale) else np.zeros(x.shape)
+        check_finite(ctx, "output", out, _beyond_as_inf(ctx, kept_value))  # beyond the dtype: inf is right
         dropped, kept = classify(ctx, x, out)
-        _, scale, _ = unit_values(ctx)
         keep = ~dropped
         want = np.where(keep, grad_output.astype(np.float64) * (scale if np.isfinite(scale) else 0.0), 0.0)
         how = f"grad_output * mask * scale with the forward call's mask ({int(keep.sum())} of {keep.size} kept)"
@@ -45,13 +46,19 @@ def gradient_mask(ctx: CheckContext) -> None:
                      f"{case.layer} has no {name}")
     got = _gradient(ctx, grads, "input", x)
     tol = ctx.clause.tolerances[case.dtype]
-    check_finite(ctx, "input gradient", got, want)
-    wrong = ~(np.abs(got - want) <= tol.atol + tol.rtol * np.abs(want))
+    check_finite(ctx, "input gradient", got, _beyond_as_inf(ctx, want))
+    wrong = ~matches(ctx, got, want)
     if wrong.any():
         first = tuple(np.argwhere(wrong)[0])
         ctx.fail(f"input gradient is not {how} in {describe_positions(wrong)}; first at {first}: got {got[first]:.9g}, "
                  f"expected {want[first]:.9g} for grad_output {float(grad_output[first]):.9g} and output "
                  f"{float(out[first]):.9g} (p={p!r}, {case.mode} mode, {case.dtype}, rtol {tol.rtol:g})")
+
+
+def _beyond_as_inf(ctx: CheckContext, values: np.ndarray) -> np.ndarray:
+    """Values beyond the dtype's largest finite one as inf: there an infinity is the
+    correctly rounded result, not a fault."""
+    return np.where(np.abs(values) > dtype_max(ctx.case.dtype), np.inf, values)
 
 
 def gradient_reference(ctx: CheckContext) -> None:
