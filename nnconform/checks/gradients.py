@@ -110,23 +110,22 @@ def gradient_error_scales(ctx: CheckContext, stats: dict, grad: np.ndarray, befo
     Each gradient is a sum of terms; S is the sum of their magnitudes (for the input
     gradient, of one statistic's largest), times the condition number of subtracting
     the mean, 1 + max|x| * inv_std: an ulp of the largest input, divided by the
-    spread, is the error of xhat. A trainable field that starts at 1 is a gain (its
-    gradient sums grad * xhat), one that starts at 0 a shift (it sums grad).
+    spread, is the error of xhat. The input gradient's terms are means over the
+    statistic's members of g = grad * gain, so their scale is the largest |g| among
+    them: where a statistic spans several channels (group norm), channels with other
+    weights than the element's own enter it. A trainable field that starts at 1 is a
+    gain (its gradient sums grad * xhat), one that starts at 0 a shift (it sums grad).
     """
     family, norm, params = ctx.clause.model, ctx.clause.model.normalization, ctx.case.params
     inv_std = 1.0 / np.sqrt(np.maximum(stats["var"], 0) + stats["eps"])
     x_like = ctx.case.as_batched(ctx.case.batch(ctx.case.scenario["warmup"]).astype(np.float64))
     xhat = np.abs(x_like - stats["mean"]) * inv_std
     condition = 1.0 + stats["largest"] * inv_std
-    view, axes = norm.grouped(np.abs(grad), params)
-    largest_grad = np.broadcast_to(view.max(axis=axes, keepdims=True), view.shape).reshape(grad.shape)
+    view, axes = norm.grouped(np.abs(grad) * stats["gain"], params)
+    largest_g = np.broadcast_to(view.max(axis=axes, keepdims=True), view.shape).reshape(grad.shape)
     hview, _ = norm.grouped(xhat, params)
     largest_xhat = np.broadcast_to(hview.max(axis=axes, keepdims=True), hview.shape).reshape(grad.shape)
-    # Each member's input gradient sums every member's grad * gain: where the gain varies
-    # within a statistic (an elementwise weight), the largest one scales the terms.
-    gview, _ = norm.grouped(np.broadcast_to(stats["gain"], grad.shape), params)
-    largest_gain = np.broadcast_to(gview.max(axis=axes, keepdims=True), gview.shape).reshape(grad.shape)
-    input_scale = largest_gain * inv_std * largest_grad * (1.0 + largest_xhat) * condition
+    input_scale = inv_std * largest_g * (1.0 + largest_xhat) * condition
     scales = {"input": input_scale if ctx.case.batched else input_scale[0]}
     for name in family.trainable:
         if before.get(name) is None:
