@@ -159,6 +159,8 @@ FAULTS += [
            trigger="drawn weight", family=LN),
     _fault("layernorm_faults:LayerNormWeightGradFromInput", "gradients", ["layernorm.grad.reference"],
            trigger="elementwise_affine=True", family=LN),
+    _fault("layernorm_faults:LayerNormParamGradHalfAccumulation", "gradients", ["layernorm.grad.accumulation"],
+           trigger="float16/bfloat16, 1,000+ leading positions", family=LN),
     _fault("rmsnorm_faults:RMSNormOnePlusWeight", "state and API",
            ["rmsnorm.init.weight", "rmsnorm.train.output", "rmsnorm.eval.output", "rmsnorm.mode.switching",
             "rmsnorm.eps-none"],
@@ -190,6 +192,8 @@ FAULTS += [
     _fault("rmsnorm_faults:RMSNormBackwardRmsConstant", "gradients", ["rmsnorm.grad.reference"], family=RMS),
     _fault("rmsnorm_faults:RMSNormWeightGradFromInput", "gradients", ["rmsnorm.grad.reference"],
            trigger="elementwise_affine=True", family=RMS),
+    _fault("rmsnorm_faults:RMSNormWeightGradHalfAccumulation", "gradients", ["rmsnorm.grad.accumulation"],
+           trigger="float16/bfloat16, 1,000+ leading positions", family=RMS),
 ]
 
 ALTERNATIVES = [
