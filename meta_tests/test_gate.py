@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -89,6 +90,18 @@ class EvalAborts(_Faulty):
     @staticmethod
     def fault(out):
         os.abort()
+
+
+class NoLayers(ReferenceBackend):
+    """Declares no layer: every item is unsupported."""
+    name = "no-layers"
+    capabilities = Capabilities(layers=frozenset())
+
+
+class Unavailable(ReferenceBackend):
+    """Cannot run on this machine, as torch-cuda without a GPU."""
+    name = "unavailable"
+    unavailable = "no such device on this machine"
 '''
 
 IDENTITY = "dropout.eval.identity"
@@ -244,7 +257,8 @@ def test_gated_run_statuses_summary_reports_and_junit(backends, tmp_path):
     by_id = {item["id"]: item for item in report["items"]}
     failed = by_id[f"{IDENTITY}:Dropout:float32"]
     assert failed["message"].startswith(f"[{IDENTITY}] output differs from the input")
-    assert "--seed 1" in failed["reproduce"] and f"-k {IDENTITY}:Dropout:float32" in failed["reproduce"]
+    assert failed["reproduce"] == f"pytest --backend gate_backends:EvalScales --seed 1 --max-examples 3 -k {IDENTITY}:Dropout:float32"
+    assert f"reproduce with: {failed['reproduce']}" in result.stdout
     assert failed["examples"] >= 1 and failed["seconds"] >= 0
     assert by_id[f"{P_ZERO}:Dropout:float64"]["reason"] == f"skips file {tmp_path / 'skips.txt'}:1: too slow here"
     assert by_id[f"{IDENTITY}:Dropout:bfloat16"]["reason"].startswith("not supported by backend")
@@ -312,7 +326,10 @@ def test_xdist_workers_merge_into_one_report(backends, tmp_path):
     assert f"| `{IDENTITY}` | f16🟡 bf16🚫 f32❌ f64❌ |" in (tmp_path / "out" / "report.md").read_text()
 
 
-def test_a_hanging_item_times_out_and_the_run_goes_on(backends, tmp_path):
+def test_a_hanging_item_times_out_and_its_layer_is_not_waited_on_again(backends, tmp_path):
+    """eval-mode dropout hangs: the first eval item times out with a message saying the
+    backend hung in forward; the layer's later items are not run (they fail at once,
+    naming the item that hung); the run finishes with its report."""
     path = tmp_path / "report.json"
     result = run_suite("--backend", "gate_backends:EvalHangs", "-k", f"{IDENTITY}:Dropout:float32 or {P_ZERO}",
                        "--clause-timeout", "1", "--conformance-json", str(path), backends=backends)
@@ -321,9 +338,17 @@ def test_a_hanging_item_times_out_and_the_run_goes_on(backends, tmp_path):
     jsonschema.validate(report, SCHEMA)
     found = {item["id"]: item for item in report["items"]}
     hung = found.pop(f"{IDENTITY}:Dropout:float32")
-    assert hung["status"] == "timed-out" and hung["message"] == (
-        f"[{IDENTITY}] timed out after 1 s (--clause-timeout): the backend did not return")
-    assert {item["status"] for item in found.values()} == {"passed"} and len(found) == 4
+    assert hung["status"] == "timed-out" and hung["message"].startswith(
+        f"[{IDENTITY}] timed out after 1 s (--clause-timeout): the backend hung: its forward call had not "
+        "returned after"), hung["message"]
+    assert re.search(r"\(\d+ earlier backend calls in this item completed, [\d.e-]+ s each on average\)",
+                     hung["message"]), hung["message"]
+    assert len(found) == 4 and {item["status"] for item in found.values()} == {"timed-out"}
+    for item in found.values():
+        assert item["message"].startswith(f"[{P_ZERO}] not run: the backend hung on layer Dropout earlier in "
+                                          f"this run ({IDENTITY}:Dropout:float32: its forward call did not "
+                                          "return within 1 s)"), item["message"]
+        assert "check this one alone with: pytest --backend gate_backends:EvalHangs" in item["message"]
     assert f"TIMED-OUT {IDENTITY}:Dropout:float32" in result.stdout
 
 
@@ -353,6 +378,49 @@ def test_without_xdist_a_hard_crash_leaves_a_partial_report(backends, tmp_path):
     assert running == [f"{IDENTITY}:Dropout:float16"]
     assert found[f"{P_ZERO}:Dropout:float32"] in ("passed", "not-run") and "not-run" in found.values()
     assert f"Running when it ended: `{IDENTITY}:Dropout:float16`" in md_path.read_text()
+
+
+# -- nothing checked is not a pass ---------------------------------------------------------
+
+@pytest.mark.parametrize("backend, status, reason", [
+    ("NoLayers", "unsupported", "not supported by backend: layer Dropout is not in the backend's declared layers []"),
+    ("Unavailable", "skipped", "backend 'gate_backends:Unavailable' unavailable: no such device on this machine"),
+])
+def test_a_run_that_checks_nothing_fails_unless_allowed(backends, tmp_path, backend, status, reason):
+    json_path, md_path = tmp_path / "report.json", tmp_path / "report.md"
+    args = ("--backend", f"gate_backends:{backend}", "-k", SELECTION, "--conformance-json", str(json_path),
+            "--conformance-md", str(md_path))
+    result = run_suite(*args, backends=backends)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if "NOTHING WAS CHECKED" in line]
+    assert lines == [f"nnconform: NOTHING WAS CHECKED: not one of the 8 conformance items ran its check "
+                     f"(8 {status}; {reason}): the run fails; pass --allow-nothing-checked where that is expected"]
+    report = json.loads(json_path.read_text())
+    jsonschema.validate(report, SCHEMA)
+    assert (report["verdict"], report["checked"], report["nothing_checked"], report["passed"]) == (
+        "nothing-checked", 0, True, False)
+    assert report["run"]["exit_status"] == 1 and report["run"]["complete"] is True
+    markdown = md_path.read_text()
+    assert markdown.startswith("## nnconform conformance: ⚠️ nothing checked")
+    assert "> **Nothing was checked**: not one of the 8 items ran its check" in markdown
+
+    allowed = run_suite(*args, "--allow-nothing-checked", backends=backends)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "accepted by --allow-nothing-checked" in allowed.stdout
+    report = json.loads(json_path.read_text())
+    assert (report["verdict"], report["passed"], report["run"]["allow_nothing_checked"]) == (
+        "nothing-checked", True, True)
+
+
+def test_a_k_selection_of_nothing_keeps_pytests_own_exit_status_5():
+    result = run_suite("--backend", "reference", "-k", "no-such-clause")
+    assert result.returncode == 5 and "NOTHING WAS CHECKED" not in result.stdout, result.stdout
+
+
+def test_one_checked_item_is_enough(backends):
+    result = run_suite("--backend", "gate_backends:EvalScales", "-k", f"{P_ZERO} and (float32 or bfloat16)",
+                       backends=backends)
+    assert result.returncode == 0 and "1 passed, 1 unsupported" in result.stdout, result.stdout
 
 
 # -- profiles ------------------------------------------------------------------------------

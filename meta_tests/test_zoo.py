@@ -16,6 +16,7 @@ from nnconform.backends import load_backend
 from nnconform.spec import load_specs
 
 JOBS = 2
+FAMILIES = {clause.family for clause in load_specs().clauses}
 
 
 def test_zoo_has_at_least_40_faults_and_4_alternatives():
@@ -27,7 +28,7 @@ def test_zoo_has_at_least_40_faults_and_4_alternatives():
 def test_member_loads_as_a_documented_backend(member):
     backend = load_backend(member.backend)
     assert (type(backend).__doc__ or "").strip(), f"{member.target} has no docstring saying what it does"
-    assert member.family in {clause.family for clause in load_specs().clauses}
+    assert member.family in FAMILIES, f"{member.target}: {member.family!r} is no spec family ({sorted(FAMILIES)})"
     assert not member.is_fault or member.kind in KINDS, f"{member.target}: unknown kind {member.kind!r}"
 
 

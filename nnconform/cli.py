@@ -8,7 +8,9 @@ it is started in: ``-c os.devnull`` keeps the project's pytest configuration
 (pytest.ini, pyproject.toml, setup.cfg, tox.ini) out, ``--rootdir`` and
 ``--confcutdir`` point at the suite so no conftest.py from the project is loaded,
 and the cache provider is off because site-packages may be read-only. Paths in
-the arguments (reports, xfails files) are relative to the current directory, and
+the arguments (reports, xfails files) are relative to the current directory, a
+backend module in the current directory is importable (as under ``python -m
+pytest``), failures print ``reproduce with: nnconform ...``, and
 ``PYTEST_ADDOPTS`` still applies.
 """
 
@@ -39,7 +41,20 @@ def suite_file() -> Path:
 def pytest_arguments(arguments: list[str]) -> list[str]:
     suite = suite_file()
     return ["-p", "nnconform.plugin", "-p", "no:cacheprovider", "-c", os.devnull,
-            "--rootdir", str(suite.parent), "--confcutdir", str(suite.parent), str(suite), *arguments]
+            "--rootdir", str(suite.parent), "--confcutdir", str(suite.parent), "--nnconform-command=nnconform",
+            str(suite), *arguments]
+
+
+def import_from_cwd() -> None:
+    """Let ``--backend mymodule:Backend`` find a module in the current directory, as
+    ``python -m pytest`` does: the directory goes first on sys.path, and on
+    PYTHONPATH for the xdist workers this process starts."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    paths = os.environ.get("PYTHONPATH", "")
+    if cwd not in paths.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [cwd, paths]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as error:
         print(f"nnconform: {error}", file=sys.stderr)
         return int(pytest.ExitCode.USAGE_ERROR)
+    import_from_cwd()
     return int(pytest.main(pytest_args))
 
 

@@ -1,6 +1,6 @@
 """The pytest plugin: options, validation before any test, one item per clause,
-layer and dtype, expected failures and skips, per-item time limits, and the
-conformance summary and reports.
+layer and dtype, expected failures, skips and known deviations (nnconform.known),
+per-item time limits (nnconform.timeouts), and the conformance summary and reports.
 
 Specs, expectations files and report paths are checked in pytest_configure, and
 the backend is loaded when the session starts, so a bad spec file, a malformed
@@ -10,38 +10,33 @@ any test with a one-line message that names it.
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
 import signal
-import threading
 
 import pytest
-import pytest_timeout
 from hypothesis import settings
 
 import nnconform
 from nnconform import profiles
-from nnconform.backend_api import BackendError
-from nnconform.backends import available_backends, load_backend
+from nnconform.backends import available_backends
 from nnconform.cli import suite_file
 from nnconform.expectations import ExpectationError, UnmatchedExpectationWarning, first_match, load_rules, unmatched
-from nnconform.items import all_items, decision_alpha, unsupported_reason
-from nnconform.report import ReportPathError, ReportWriter, ensure_writable, platform_info
+from nnconform.items import all_items, unsupported_reason
+from nnconform.known import judge
+from nnconform.report import ReportPathError, ReportWriter, ensure_writable
+from nnconform.run_state import RunState
 from nnconform.runner import Runner
 from nnconform.spec import SpecError, load_specs
-from nnconform.summary import TIMED_OUT_ATTRIBUTE, ConformanceSummary, XdistCollection
+from nnconform.summary import ConformanceSummary, XdistCollection
+from nnconform.timeouts import TimeLimits, mark_timeout
 
 UNSUPPORTED = "not supported by backend"
 ITEM_FIXTURE = "conformance_item"
 DEFAULT_CLAUSE_TIMEOUT = 120.0
-# After the limit, a hang the alarm cannot interrupt (native code that never returns
-# to Python) ends the process this many seconds later; see docs/reports.md.
-TIMEOUT_GRACE = 10.0
 CI_TRUE = ("true", "1", "yes")
-
-
-class ClauseTimeout(BaseException):
-    """Raised by SIGALRM in an item that exceeds --clause-timeout. A BaseException, so
-    Hypothesis stops at once instead of shrinking, which would replay the hang."""
+_KNOWN_RULE = pytest.StashKey()
 
 
 def _positive_int(text: str) -> int:
@@ -90,7 +85,16 @@ def pytest_addoption(parser):
                     help="judge convention-dependent clauses under the conventions the backend declares "
                          "(default), or strictly under torch's (the spec's defaults)")
     group.addoption("--clause-timeout", default=str(DEFAULT_CLAUSE_TIMEOUT), metavar="SECONDS",
-                    help=f"time limit of one item (default {DEFAULT_CLAUSE_TIMEOUT:g}); 0 disables")
+                    help=f"time limit of one item (default {DEFAULT_CLAUSE_TIMEOUT:g}); 0 disables. After an item "
+                         "hangs, its layer's other items are not run and the rest get a shorter probe limit")
+    group.addoption("--no-known-deviations", action="store_true", default=False,
+                    help="do not apply the built-in backend's known deviations (nnconform/known/, "
+                         "docs/findings.md): their items then fail as any other")
+    group.addoption("--allow-nothing-checked", action="store_true", default=False,
+                    help="exit 0 even when no item was checked (all unsupported, skipped or the backend "
+                         "unavailable), e.g. a GPU job that may land on a machine without a GPU")
+    # Set by the nnconform command, so that failures say how to repeat them with it.
+    group.addoption("--nnconform-command", default="pytest", help=argparse.SUPPRESS)
 
 
 def _profile(config) -> tuple[str, str]:
@@ -119,10 +123,13 @@ def pytest_configure(config):
         xfails, skips = _rules(config, "xfails_file", "xfails"), _rules(config, "skips_file", "skips")
     except ExpectationError as error:
         raise pytest.UsageError(str(error)) from None
-    st = _State(config, specs, profile, max_examples, profile_source=profile_source,
-                clause_timeout=clause_timeout, xfails=xfails, skips=skips)
+    st = RunState(config, specs, profile, max_examples, profile_source=profile_source,
+                  clause_timeout=clause_timeout, xfails=xfails, skips=skips)
     config.stash[_STATE] = st
-    if hasattr(config, "workerinput"):
+    worker = getattr(config, "workerinput", None)
+    config.pluginmanager.register(TimeLimits(st.hangs, _item_of, lambda item: st.runner().reproduce_command(item)),
+                                  "nnconform-time-limits")
+    if worker is not None:
         return
     try:
         paths = {option: ensure_writable(config.getoption(option), "--" + option.replace("_", "-"))
@@ -136,6 +143,12 @@ def pytest_configure(config):
         writer = ReportWriter(summary, {item.id: item for item in all_items(specs)}, st.describe,
                               paths.get("conformance_json"), paths.get("conformance_md"))
         config.pluginmanager.register(writer, "nnconform-report")
+
+
+def pytest_unconfigure(config):
+    st = config.stash.get(_STATE, None)
+    if st is not None and st.owns_hangs:
+        shutil.rmtree(st.hangs.directory, ignore_errors=True)
 
 
 def _rules(config, option: str, kind: str) -> list:
@@ -155,7 +168,7 @@ def pytest_sessionstart(session):
         return
     names = st.backend_names()
     items = all_items(st.specs)
-    for rule in unmatched(st.xfails + st.skips, items, names):
+    for rule in unmatched(st.xfails + st.skips, items, names, st.backend_version()):
         config.issue_config_time_warning(UnmatchedExpectationWarning(
             f"{rule.where}: {rule.pattern!r} {_qualifiers(rule)}matches no conformance item; "
             "check the id against the report (ids look like clause-id or clause-id:layer:dtype)"), stacklevel=2)
@@ -194,80 +207,16 @@ def _qualifiers(rule) -> str:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
-    """xdist: every worker uses the controller's base seed."""
-    node.workerinput["nnconform_seed"] = node.config.stash[_STATE].base_seed
+    """xdist: every worker uses the controller's base seed and its record of hangs."""
+    st = node.config.stash[_STATE]
+    node.workerinput["nnconform_seed"] = st.base_seed
+    node.workerinput["nnconform_hangs"] = str(st.hangs.directory)
 
 
-class _State:
-    def __init__(self, config, specs, profile, max_examples, *, profile_source, clause_timeout, xfails, skips):
-        self.config, self.specs, self.profile, self.max_examples = config, specs, profile, max_examples
-        self.profile_source, self.clause_timeout = profile_source, clause_timeout
-        self.xfails, self.skips = xfails, skips
-        explicit = config.getoption("seed")
-        worker = getattr(config, "workerinput", {})
-        if explicit is not None:
-            self.base_seed = explicit
-        elif "nnconform_seed" in worker:
-            self.base_seed = worker["nnconform_seed"]
-        elif profile == "ci":
-            self.base_seed = profiles.CI_SEED
-        else:
-            self.base_seed = int.from_bytes(os.urandom(4), "little")
-        self.backend_spec = config.getoption("backend")
-        self._backend = None
-
-    @property
-    def backend(self):
-        if self._backend is None:
-            try:
-                self._backend = load_backend(self.backend_spec)
-            except BackendError as error:
-                raise pytest.UsageError(str(error)) from None
-            if callable(getattr(self._backend, "use_specs", None)):
-                self._backend.use_specs(self.specs)  # a backend built from the specs (reference)
-        return self._backend
-
-    @property
-    def strict_conventions(self) -> bool:
-        return self.config.getoption("conventions") == "torch"
-
-    def backend_names(self) -> tuple[str, ...]:
-        """What a backend= qualifier may match: the --backend argument and the name."""
-        return (self.backend_spec, str(getattr(self.backend, "name", self.backend_spec)))
-
-    def runner(self) -> Runner:
-        return Runner(self.backend, self.backend_spec, self.base_seed, self.max_examples,
-                      decision_alpha(self.specs, self.max_examples), self.strict_conventions)
-
-    def describe(self) -> dict:
-        """Suite, backend, platform and run settings for the reports."""
-        backend, config = self.backend, self.config
-        capabilities = backend.capabilities
-        workers = config.getoption("numprocesses", None) if config.getoption("dist", "no") != "no" else None
-        return {
-            "suite": {"name": "nnconform", "version": nnconform.__version__,
-                      "spec_files": [os.path.basename(path) for path in self.specs.files],
-                      "false_alarm_budget": self.specs.false_alarm_budget,
-                      "decision_alpha": decision_alpha(self.specs, self.max_examples)},
-            "backend": {"spec": self.backend_spec, "name": str(getattr(backend, "name", self.backend_spec)),
-                        "version": str(getattr(backend, "version", "")) or None,
-                        "device": capabilities.device, "layers": sorted(capabilities.layers),
-                        "dtypes": sorted(capabilities.dtypes), "autograd": capabilities.autograd,
-                        "unavailable": getattr(backend, "unavailable", None) or None},
-            "platform": platform_info(),
-            "run": {"profile": self.profile, "profile_source": self.profile_source, "seed": self.base_seed,
-                    "max_examples": self.max_examples, "clause_timeout": self.clause_timeout,
-                    "workers": workers, "xfails_file": config.getoption("xfails_file"),
-                    "skips_file": config.getoption("skips_file"),
-                    "strict_xfails": config.getoption("strict_xfails"),
-                    "arguments": list(config.invocation_params.args)},
-        }
+_STATE = pytest.StashKey[RunState]()
 
 
-_STATE = pytest.StashKey[_State]()
-
-
-def state(config) -> _State:
+def state(config) -> RunState:
     return config.stash[_STATE]
 
 
@@ -299,56 +248,32 @@ def pytest_collection_modifyitems(config, items):
     """Apply the skips and xfails files and the per-item time limit. A skip is a skip
     mark, so the item never runs; a backend's unsupported skip, added first, wins."""
     st = state(config)
-    names = st.backend_names() if st.xfails or st.skips else ()
+    conformance = [(node, item) for node in items if (item := _item_of(node)) is not None]
+    known = st.known()[1] if conformance else []
+    names = st.backend_names() if st.xfails or st.skips or known else ()
+    version = st.backend_version() if names else None
     method = "signal" if hasattr(signal, "SIGALRM") else "thread"
-    for node in items:
-        item = _item_of(node)
-        if item is None:
-            continue
+    for node, item in conformance:
         if st.clause_timeout > 0:
             node.add_marker(pytest.mark.timeout(st.clause_timeout, method=method, func_only=True))
-        if skip := first_match(st.skips, item, names):
+        if skip := first_match(st.skips, item, names, version):
             node.add_marker(pytest.mark.skip(reason=f"skips file {skip.where}: {skip.reason}"))
-        elif xfail := first_match(st.xfails, item, names):
+            continue
+        if xfail := first_match(st.xfails, item, names, version):
             node.add_marker(pytest.mark.xfail(reason=f"xfails file {xfail.where}: {xfail.reason}",
                                               strict=config.getoption("strict_xfails")))
-
-
-@pytest.hookimpl(tryfirst=True, optionalhook=True)
-def pytest_timeout_set_timer(item, settings):
-    """pytest-timeout's extension point: for conformance items on the main thread, the
-    alarm raises ClauseTimeout so the item fails as timed out and the run continues.
-    A backstop thread ends the process (pytest-timeout's thread method) if the hang
-    is in native code the alarm cannot interrupt. Elsewhere pytest-timeout decides."""
-    item_of = _item_of(item)
-    if item_of is None or settings.method != "signal" or threading.current_thread() is not threading.main_thread():
-        return None
-    limit = settings.timeout
-
-    def on_alarm(signum, frame):
-        raise ClauseTimeout(f"[{item_of.clause.id}] timed out after {limit:g} s (--clause-timeout): "
-                            f"the backend did not return")
-
-    backstop = threading.Timer(limit + TIMEOUT_GRACE, pytest_timeout.timeout_timer, (item, settings))
-    backstop.daemon = True
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-
-    def cancel():
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        backstop.cancel()
-
-    item.cancel_timeout = cancel
-    signal.setitimer(signal.ITIMER_REAL, limit)
-    backstop.start()
-    return True
+        if deviation := first_match(known, item, names, version):
+            node.stash[_KNOWN_RULE] = deviation
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
+    """A timed-out item's report is tagged; a known deviation's becomes its status."""
     report = yield
-    if report.failed and call.excinfo is not None and call.excinfo.errisinstance(ClauseTimeout):
-        setattr(report, TIMED_OUT_ATTRIBUTE, True)
+    mark_timeout(report, call)
+    deviation = item.stash.get(_KNOWN_RULE, None)
+    if deviation is not None:
+        judge(report, call, deviation, item.config.getoption("strict_xfails"))
     return report
 
 
@@ -376,4 +301,8 @@ def pytest_report_header(config):
     for kind, rules in (("xfails", st.xfails), ("skips", st.skips)):
         if rules:
             lines.append(f"nnconform: {len(rules)} {kind} rules from {config.getoption(kind + '_file')}")
+    path, known = st.known()
+    if known:
+        lines.append(f"nnconform: {len(known)} known-deviation rules from {path} (docs/findings.md; "
+                     "off with --no-known-deviations)")
     return lines

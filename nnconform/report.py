@@ -21,20 +21,16 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from nnconform.summary import FAILING, STATUSES, ConformanceSummary
+from nnconform.markdown import render_markdown
+from nnconform.summary import CHECKED, FAILING, STATUSES, ConformanceSummary
 
-SCHEMA_VERSION = 1
-SYMBOLS = {
-    "passed": "✅", "failed": "❌", "crashed": "💥", "timed-out": "⌛", "xfailed": "🟡",
-    "now-passing": "🎉", "skipped": "⏭", "unsupported": "🚫", "running": "❔", "not-run": "⬜",
-}
+SCHEMA_VERSION = 2
 # Worst first: a clause's status is the worst status of its items.
-SEVERITY = ("crashed", "timed-out", "failed", "now-passing", "running", "not-run", "xfailed", "passed",
-            "skipped", "unsupported")
+SEVERITY = ("crashed", "timed-out", "failed", "no-longer-deviates", "now-passing", "running", "not-run",
+            "known-deviation", "xfailed", "passed", "skipped", "unsupported")
 # pytest exit codes of a run that went through: all passed, some failed, none collected.
 FINISHED_EXIT_CODES = (0, 1, 5)
-SHORT_DTYPES = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64"}
-_PACKAGES = ("numpy", "scipy", "hypothesis", "pytest", "pytest-xdist", "pytest-timeout", "ml_dtypes")
+_PACKAGES = ("numpy", "scipy", "hypothesis", "pytest", "pytest-xdist", "pytest-timeout", "ml_dtypes", "packaging")
 
 
 def _file_mode() -> int:
@@ -116,6 +112,8 @@ def build_document(summary: ConformanceSummary, items_by_id: dict, meta: dict, *
         totals[entry["status"]] += 1
     run = dict(meta["run"], started=started_at, finished=_now() if exit_status is not None else None,
                seconds=round(time.monotonic() - started, 3), complete=complete, exit_status=exit_status)
+    checked = sum(totals[status] for status in CHECKED)
+    nothing_checked = summary.nothing_checked()
     return {
         "schema_version": SCHEMA_VERSION,
         "suite": meta["suite"],
@@ -126,6 +124,9 @@ def build_document(summary: ConformanceSummary, items_by_id: dict, meta: dict, *
         "dtypes": {"declared_by_backend": meta["backend"].get("dtypes", []), "by_layer": by_layer},
         "totals": totals,
         "passed": complete and exit_status == 0,
+        "verdict": _verdict(complete, exit_status, nothing_checked, any(totals[s] for s in FAILING)),
+        "checked": checked,
+        "nothing_checked": nothing_checked,
         "items": items,
         "clauses": _clauses(items),
     }
@@ -151,7 +152,19 @@ def _item_entry(item, status: str, outcome) -> dict:
         "reproduce": (outcome.reproduce or None) if outcome else None,
         "reason": (outcome.reason or None) if outcome else None,
         "statistics": [_finite(evidence) for evidence in record.get("statistics", [])],
+        "limited": str(record["limited"]) if record.get("limited") else None,
+        "conventions": {str(k): str(v) for k, v in record["conventions"].items()} if record.get("conventions") else None,
     }
+
+
+def _verdict(complete: bool, exit_status: int | None, nothing_checked: bool, failing: bool) -> str:
+    if failing:
+        return "failed"
+    if not complete:
+        return "did-not-finish"
+    if nothing_checked and exit_status in (0, 1):
+        return "nothing-checked"
+    return "passed" if exit_status == 0 else "failed"
 
 
 def _clauses(items: list[dict]) -> list[dict]:
@@ -163,72 +176,6 @@ def _clauses(items: list[dict]) -> list[dict]:
         clause["items"][f"{entry['layer']}:{entry['dtype']}"] = entry["status"]
         clause["status"] = min(clause["status"], entry["status"], key=SEVERITY.index)
     return list(clauses.values())
-
-
-def render_markdown(document: dict) -> str:
-    """A summary that reads well as a GitHub step summary: headline, totals, failures
-    first with their one-line reason, then one table of clauses by layer."""
-    totals, backend, run = document["totals"], document["backend"], document["run"]
-    failing = [entry for entry in document["items"] if entry["status"] in FAILING]
-    failed = failing or (totals["now-passing"] and run["exit_status"] not in (0, None))
-    verdict = ("✅ passed" if document["passed"] else "❌ failed" if failed else "⚠️ did not finish")
-    lines = [f"## nnconform conformance: {verdict}", "",
-             f"Backend `{backend['name']}` {backend.get('version') or ''} (`--backend {backend['spec']}`, "
-             f"device {backend.get('device')}); nnconform {document['suite']['version']}, profile "
-             f"`{run['profile']}`, seed {run['seed']}, max examples {run['max_examples']}.", ""]
-    if not run["complete"]:
-        running = [entry["id"] for entry in document["items"] if entry["status"] == "running"]
-        ended = ("the process ended before the session finished" if run["exit_status"] is None
-                 else f"pytest exit status {run['exit_status']}")
-        lines += [f"> **The run did not finish** ({ended}); this report holds what had finished." + (f" Running when it ended: {', '.join(f'`{r}`' for r in running)}."
-                                     if running else ""), ""]
-    lines += ["| status | items |", "|---|---:|"]
-    lines += [f"| {SYMBOLS[s]} {s} | {totals[s]} |" for s in STATUSES if totals[s]]
-    lines.append(f"| **total** | **{sum(totals.values())}** |")
-    if failing:
-        lines += ["", f"### Failures ({len(failing)})", ""]
-        for entry in failing:
-            lines.append(f"- {SYMBOLS[entry['status']]} **{entry['status']}** `{entry['id']}`: "
-                         f"{_inline(entry['message'] or '')}")
-            if entry["reproduce"]:
-                lines.append(f"  <br>reproduce with `{entry['reproduce']}`")
-    now_passing = [entry for entry in document["items"] if entry["status"] == "now-passing"]
-    if now_passing:
-        lines += ["", f"### Now passing: remove from the xfails file ({len(now_passing)})", ""]
-        lines += [f"- 🎉 `{entry['id']}` ({_inline(entry['reason'] or '')})" for entry in now_passing]
-    lines += ["", "### Clauses by layer", ""] + _table(document)
-    lines += ["", "Legend: " + " · ".join(f"{SYMBOLS[s]} {s}" for s in STATUSES)
-              + ". A cell lists each dtype where they differ.", ""]
-    expected = [entry for entry in document["items"] if entry["status"] in ("xfailed", "skipped")]
-    if expected:
-        lines += ["<details><summary>Expected failures and skips</summary>", ""]
-        lines += [f"- {SYMBOLS[entry['status']]} `{entry['id']}`: {_inline(entry['reason'] or '')}"
-                  for entry in expected]
-        lines += ["", "</details>", ""]
-    return "\n".join(lines)
-
-
-def _table(document: dict) -> list[str]:
-    layers = list(document["dtypes"]["by_layer"])
-    header = ["| clause | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
-    rows = []
-    for clause in document["clauses"]:
-        cells = []
-        for layer in layers:
-            found = [(key.split(":", 1)[1], status) for key, status in clause["items"].items()
-                     if key.split(":", 1)[0] == layer]
-            if not found:
-                cells.append("")
-            elif len({status for _, status in found}) == 1:
-                cells.append(SYMBOLS[found[0][1]])
-            else:
-                cells.append(" ".join(f"{SHORT_DTYPES.get(dtype, dtype)}{SYMBOLS[status]}" for dtype, status in found))
-        rows.append(f"| `{clause['id']}` | " + " | ".join(cells) + " |")
-    return header + rows
-
-
-def _inline(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|").replace("<", "&lt;")
 
 
 class ReportWriter:
@@ -252,8 +199,9 @@ class ReportWriter:
             pass
 
     def pytest_sessionfinish(self, session, exitstatus):
+        exitstatus = int(session.exitstatus)  # as the summary may have set it: nothing checked is not a pass
         unfinished = {"running", "not-run"} & set(self.summary.statuses().values())
-        self._write(complete=int(exitstatus) in FINISHED_EXIT_CODES and not unfinished, exit_status=int(exitstatus))
+        self._write(complete=exitstatus in FINISHED_EXIT_CODES and not unfinished, exit_status=exitstatus)
 
     def _write(self, *, complete: bool, exit_status: int | None) -> None:
         if self.meta is None:

@@ -25,11 +25,14 @@ class Runner:
     max_examples: int
     alpha: float
     strict_conventions: bool = False  # --conventions=torch: judge by the spec's defaults
+    command: str = "pytest"  # "nnconform" when run by the nnconform command
+    options: tuple[str, ...] = ()  # run options that change what an item does (--spec-dir, ...)
     _pinned: dict = field(default_factory=dict)
 
     def reproduce_command(self, item: Item) -> str:
-        return (f"pytest --backend {shlex.quote(self.backend_spec)} --seed {self.base_seed} "
-                f"--max-examples {self.max_examples} -k {shlex.quote(item.id)}")
+        options = "".join(f" {shlex.quote(option)}" for option in self.options)
+        return (f"{self.command} --backend {shlex.quote(self.backend_spec)} --seed {self.base_seed} "
+                f"--max-examples {self.max_examples}{options} -k {shlex.quote(item.id)}")
 
     def pinned(self, item: Item) -> list:
         """The item's clause once per value its domains always include, pinned to it."""

@@ -99,10 +99,12 @@ class Case:
         return out
 
     def warmup_batch(self, index: int) -> np.ndarray:
-        """A training batch for the warmup calls. It has one more sample than the
-        observed input, so training is valid even when an eval-mode clause observes
-        an input with one value per channel."""
-        return self.batch(index, (self.shape[0] + 1,) + self.shape[1:] if self.shape else None)
+        """A training batch for the warmup calls. A batched one has one more sample than
+        the observed input, so training is valid even when an eval-mode clause observes
+        an input with one value per channel; an unbatched one (no sample axis to grow)
+        has the observed input's shape."""
+        grown = self.shape and self.batched
+        return self.batch(index, (self.shape[0] + 1,) + self.shape[1:] if grown else None)
 
 
 def domain_strategy(domain: Domain, supports=None) -> st.SearchStrategy | None:

@@ -13,17 +13,22 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from nnconform.known import PREFIX as KNOWN_PREFIX
+from nnconform.known import STRICT_XPASS
+from nnconform.timeouts import TIMED_OUT_ATTRIBUTE
+
 # Every status an item can have, in the order the reports list them. "running" and
 # "not-run" appear only in a report of a run that ended early: started without a
 # result (the item a hard crash killed), and collected but never started.
-STATUSES = ("passed", "failed", "crashed", "timed-out", "xfailed", "now-passing", "skipped", "unsupported",
-            "running", "not-run")
+STATUSES = ("passed", "failed", "crashed", "timed-out", "known-deviation", "xfailed", "now-passing",
+            "no-longer-deviates", "skipped", "unsupported", "running", "not-run")
 FAILING = ("failed", "crashed", "timed-out")
+# An item with one of these statuses ran its check to a verdict: it was checked.
+CHECKED = ("passed", "failed", "known-deviation", "xfailed", "now-passing", "no-longer-deviates")
 UNSUPPORTED_PREFIX = "not supported by backend"
-TIMED_OUT_ATTRIBUTE = "nnconform_timed_out"
-STRICT_XPASS = "[XPASS(strict)] "  # pytest's failure text for an xfail that passed under strict=True
 _EXCEPTION_NAME = re.compile(r"^[\w.]+: (?=\[)")
 _REPRODUCE = re.compile(r"^E?\s*reproduce with: (.+?)\s*$", re.MULTILINE)
+NOTHING_CHECKED_OPTION = "--allow-nothing-checked"
 
 
 def record_of(report) -> dict | None:
@@ -38,7 +43,7 @@ def status_of(report) -> str | None:
     phase says nothing new (a passing setup or teardown)."""
     if report.skipped:
         if hasattr(report, "wasxfail"):
-            return "xfailed"
+            return "known-deviation" if report.wasxfail.startswith(KNOWN_PREFIX) else "xfailed"
         return "unsupported" if UNSUPPORTED_PREFIX in skip_reason(report) else "skipped"
     if report.failed:
         text = str(getattr(report, "longrepr", ""))
@@ -47,10 +52,12 @@ def status_of(report) -> str | None:
         if "worker" in text.lower() and "crashed" in text.lower():
             return "crashed"
         if text.startswith(STRICT_XPASS):
-            return "now-passing"
+            return "no-longer-deviates" if text.removeprefix(STRICT_XPASS).startswith(KNOWN_PREFIX) else "now-passing"
         return "failed"
     if report.when == "call":
-        return "now-passing" if hasattr(report, "wasxfail") else "passed"
+        if hasattr(report, "wasxfail"):
+            return "no-longer-deviates" if report.wasxfail.startswith(KNOWN_PREFIX) else "now-passing"
+        return "passed"
     return None
 
 
@@ -110,15 +117,27 @@ class ConformanceSummary:
         if status is None or (outcome.status in FAILING and status not in ("crashed", "timed-out")):
             return
         outcome.status = status
-        if status in FAILING or status == "xfailed":
+        if status in FAILING or status in ("xfailed", "known-deviation"):
             outcome.message = one_line(report)
             outcome.reproduce = outcome.record.get("reproduce") or reproduce_command(report)
+        if status == "failed":
+            outcome.reason = next((text for name, text in report.sections if name == "nnconform"), "")
         if status in ("skipped", "unsupported"):
             outcome.reason = skip_reason(report)
-        if status in ("xfailed", "now-passing"):
+        if status in ("xfailed", "now-passing", "known-deviation", "no-longer-deviates"):
             outcome.reason = getattr(report, "wasxfail", "") or str(report.longrepr).removeprefix(STRICT_XPASS)
         if status == "now-passing":
             outcome.message = f"now passing, remove it from the xfails file ({outcome.reason})"
+        if status == "no-longer-deviates":
+            outcome.message = (f"no longer deviates: the {outcome.reason} did not show in this run; if the "
+                               "framework fixed it, its entry's version= should leave this version out (tell nnconform)")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        """Nothing checked is not a pass: a run that would exit 0 exits 1 (before the
+        report writer reads the exit status), unless --allow-nothing-checked."""
+        if self.nothing_checked() and session.exitstatus == 0 and not self._allow_nothing_checked():
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter):
         if not self.outcomes:
@@ -129,12 +148,22 @@ class ConformanceSummary:
         write(", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
         if counts["unsupported"]:
             write(f"note: {counts['unsupported']} items are not supported by the backend and were NOT checked")
+        for reason, keys in self.grouped("limited").items():
+            write(f"note: {count(len(keys), 'item')} ran with reduced power: {reason} ({_some(keys)})")
+        for conventions, keys in self.grouped("conventions").items():
+            write(f"note: {count(len(keys), 'item')} passed under the conventions {conventions} ({_some(keys)})")
         for key, outcome in sorted(self.outcomes.items()):
             if outcome.status in FAILING:
                 write(f"  {outcome.status.upper()} {key}: {outcome.message}")
         for key, outcome in sorted(self.outcomes.items()):
-            if outcome.status == "now-passing":
+            if outcome.status == "known-deviation":
+                write(f"  KNOWN DEVIATION {key}: {outcome.reason.removeprefix(KNOWN_PREFIX + ' ')}")
+            elif outcome.status == "now-passing":
                 write(f"  NOW PASSING {key}: remove it from the xfails file ({outcome.reason})")
+            elif outcome.status == "no-longer-deviates":
+                write(f"  NO LONGER DEVIATES {key}: {outcome.message.removeprefix('no longer deviates: ')}")
+        if self.nothing_checked():
+            write(self.nothing_checked_line(), red=not self._allow_nothing_checked(), bold=True)
 
     # -- queries ---------------------------------------------------------------------
     def statuses(self) -> dict[str, str]:
@@ -145,6 +174,33 @@ class ConformanceSummary:
 
     def counts(self) -> Counter:
         return Counter(self.statuses().values())
+
+    def nothing_checked(self) -> bool:
+        """Items ran (or were skipped), and not one of them ran its check to a verdict."""
+        return bool(self.outcomes) and not any(status in CHECKED for status in self.statuses().values())
+
+    def nothing_checked_line(self) -> str:
+        counts = self.counts()
+        found = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
+        reasons = Counter(outcome.reason or outcome.message for outcome in self.outcomes.values())
+        reason, _ = reasons.most_common(1)[0]
+        verdict = (f"accepted by {NOTHING_CHECKED_OPTION}" if self._allow_nothing_checked()
+                   else f"the run fails; pass {NOTHING_CHECKED_OPTION} where that is expected")
+        return (f"nnconform: NOTHING WAS CHECKED: not one of the {sum(counts.values())} conformance items ran "
+                f"its check ({found}{'; ' + reason if reason else ''}): {verdict}")
+
+    def grouped(self, key: str) -> dict[str, list[str]]:
+        """Items by the text of one record entry ("limited": why an item ran with
+        reduced power; "conventions": the conventions a passing item was judged under)."""
+        groups: dict[str, list[str]] = {}
+        for item, outcome in self.outcomes.items():
+            value = outcome.record.get(key)
+            if value and (key != "conventions" or outcome.status == "passed"):
+                groups.setdefault(describe_value(value), []).append(item)
+        return groups
+
+    def _allow_nothing_checked(self) -> bool:
+        return bool(self.config.getoption("allow_nothing_checked", False))
 
     def _collected(self, nodeids) -> None:
         added = False
@@ -172,6 +228,22 @@ class XdistCollection:
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids):
         self.summary._collected(ids)
+
+
+def describe_value(value) -> str:
+    """A record entry as one line: a text as it is, conventions as name=value pairs."""
+    if isinstance(value, dict):
+        return ", ".join(f"{name}={value[name]}" for name in sorted(value))
+    return str(value)
+
+
+def count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _some(keys: list[str], shown: int = 3) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(sorted(keys)[:shown]) + more
 
 
 def one_line(report) -> str:

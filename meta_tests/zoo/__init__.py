@@ -114,6 +114,20 @@ FAULTS = [
     _fault("gradients:BatchNormBackwardStatsConstant", "gradients", ["batchnorm.grad.reference"], subset=True),
     _fault("gradients:BatchNormWeightGradFromInput", "gradients", ["batchnorm.grad.reference"], trigger="affine=True"),
     _fault("gradients:BatchNormEvalBackwardThroughBatchStats", "gradients", ["batchnorm.grad.reference"], trigger="eval mode"),
+    # Blind spots of default state and vacuous evidence (meta_tests/zoo/blind_spots.py).
+    _fault("blind_spots:AffineBiasBeforeWeight", "state and API", ["batchnorm.train.output", "batchnorm.eval.output"],
+           trigger="drawn weight and bias", subset=True),
+    _fault("blind_spots:InputGradientIgnoresWeight", "gradients", ["batchnorm.grad.reference"],
+           trigger="drawn weight", subset=True),
+    _fault("blind_spots:EvalIgnoresRunningMean", "running statistics", ["batchnorm.eval.output"],
+           trigger="drawn running_mean"),
+    _fault("blind_spots:DropoutOutputsAllZeros", "scale", ["dropout.train.survivor-scale", "dropout.train.mask-values",
+                                                          "dropout.train.drop-rate"], subset=True),
+    _fault("blind_spots:RunningStatsHidden", "state and API", ["batchnorm.eval.frozen-stats"]),
+    _fault("blind_spots:OutputScaledJustOutsideBound", "numerics", ["batchnorm.train.output"], trigger="float32/float64"),
+    _fault("blind_spots:RunningStatsJustOutsideBound", "numerics", ["batchnorm.train.running-update",
+                                                                   "batchnorm.train.cumulative-average"],
+           trigger="float32/float64"),
 ]
 
 LN, RMS = "layernorm", "rmsnorm"
@@ -196,6 +210,74 @@ FAULTS += [
            trigger="float16/bfloat16, 1,000+ leading positions", family=RMS),
 ]
 
+
+def _channel(target, kind, trips, trigger="", subset=False):
+    return _fault(f"channel_faults:{target}", kind, [f"channel-dropout.{t}" for t in trips], trigger, subset,
+                  "channel-dropout")
+
+
+def _alpha(target, kind, trips, trigger="", subset=False, family="alpha-dropout"):
+    return _fault(f"alpha_faults:{target}", kind, [f"{family}.{t}" for t in trips], trigger, subset, family)
+
+
+def _feature(target, kind, trips, trigger="", subset=False):
+    return _alpha(target, kind, trips, trigger, subset, "feature-alpha-dropout")
+
+
+FAULTS += [
+    _channel("ChannelElementwise", "randomness", ["train.mask-values", "unbatched", "mode.switching"], subset=True),
+    _channel("ChannelNoScale", "scale", ["train.survivor-scale", "train.mask-values", "train.mean-preservation",
+                                         "grad.mask"]),
+    _channel("Dropout2dElementwiseFor3d", "randomness", ["train.mask-values"], trigger="3-D input to Dropout2d"),
+    _channel("Dropout2d3dAsUnbatched", "layout", ["dropout2d.3d-input"], trigger="3-D input to Dropout2d"),
+    _channel("ChannelUnbatchedAsBatched", "layout", ["unbatched"], trigger="input without a batch axis"),
+    _channel("ChannelScaleHeldInHalf", "dtype", ["train.survivor-scale"],
+             trigger="float32/float64 with an inexact half scale; p = 0.99999"),
+    _channel("ChannelEvalRescales", "mode", ["eval.identity", "mode.switching"]),
+    _channel("ChannelEvalLatches", "mode", ["mode.switching"], trigger="train after eval"),
+    _channel("ChannelPZeroMeansDefault", "rate", ["edge.p-zero"], trigger="p = 0"),
+    _channel("ChannelPOneGivesNaN", "rate", ["edge.p-one"], trigger="p = 1"),
+    _channel("ChannelRateNotValidated", "errors", ["init.p-range"]),
+    _channel("ChannelHalfReturnsFloat32", "dtype", ["output.shape-dtype"], trigger="float16/bfloat16"),
+    _channel("ChannelInplaceIgnored", "state and API", ["inplace"], trigger="inplace=True"),
+    _channel("ChannelBackwardRedrawsMask", "gradients", ["grad.mask"]),
+    _channel("ChannelRateAsKeepProbability", "rate", ["train.drop-rate"], trigger="p != 0.5"),
+    _channel("ChannelFirstNeverDropped", "randomness", ["train.position-uniformity"]),
+    _channel("ChannelMaskSharedAcrossBatch", "randomness", ["train.batch-independence"], trigger="batched input"),
+    _channel("ChannelMaskSharedAcrossCalls", "randomness", ["train.call-independence"]),
+    _channel("ChannelFixedCountPerCall", "randomness", ["train.dispersion"]),
+    _alpha("AlphaScaleWithoutAlphaTerm", "scale", ["train.survivor-scale", "train.mask-values",
+                                                   "train.moment-preservation"], subset=True),
+    _alpha("AlphaSeluAlphaUnscaled", "numerics", ["train.mask-values", "train.survivor-scale"]),
+    _alpha("AlphaConstantsHeldInHalf", "numerics", ["train.survivor-scale", "train.drop-rate"],
+           trigger="float32/float64; float16 at p = 1 - 1e-11"),
+    _alpha("AlphaEvalStillDrops", "mode", ["eval.identity", "mode.switching"]),
+    _alpha("AlphaEvalLatches", "mode", ["mode.switching"], trigger="train after eval"),
+    _alpha("AlphaPZeroMeansDefault", "rate", ["edge.p-zero"], trigger="p = 0"),
+    _alpha("AlphaPOneGivesNaN", "rate", ["edge.p-one"], trigger="p = 1", subset=True),
+    _alpha("AlphaRateNotValidated", "errors", ["init.p-range"]),
+    _alpha("AlphaHalfReturnsFloat32", "dtype", ["output.shape-dtype"], trigger="float16/bfloat16"),
+    _alpha("AlphaInplaceIgnored", "state and API", ["inplace"], trigger="inplace=True"),
+    _alpha("AlphaBackwardIgnoresMask", "gradients", ["grad.mask"], trigger="0 < p < 1"),
+    _alpha("AlphaRateAsKeepProbability", "rate", ["train.drop-rate"], trigger="p != 0.5"),
+    _alpha("AlphaMaskSharedAcrossCalls", "randomness", ["train.call-independence"]),
+    _feature("FeatureAlphaElementwise", "randomness", ["train.mask-values", "unbatched", "mode.switching"]),
+    _feature("FeatureAlphaUnbatchedAsBatched", "layout", ["unbatched", "train.mask-values"],
+             trigger="input without a batch axis", subset=True),
+    _feature("FeatureAlphaScaleWithoutAlphaTerm", "scale", ["train.survivor-scale", "train.mask-values",
+                                                            "train.moment-preservation"]),
+    _feature("FeatureAlphaEvalStillDrops", "mode", ["eval.identity"]),
+    _feature("FeatureAlphaEvalLatches", "mode", ["mode.switching"], trigger="train after eval"),
+    _feature("FeatureAlphaPZeroMeansDefault", "rate", ["edge.p-zero"], trigger="p = 0"),
+    _feature("FeatureAlphaPOneGivesNaN", "rate", ["edge.p-one"], trigger="p = 1"),
+    _feature("FeatureAlphaRateNotValidated", "errors", ["init.p-range"]),
+    _feature("FeatureAlphaHalfReturnsFloat32", "dtype", ["output.shape-dtype"], trigger="float16/bfloat16"),
+    _feature("FeatureAlphaInplaceIgnored", "state and API", ["inplace"], trigger="inplace=True"),
+    _feature("FeatureAlphaBackwardIgnoresMask", "gradients", ["grad.mask"], trigger="0 < p < 1"),
+    _feature("FeatureAlphaRateAsKeepProbability", "rate", ["train.drop-rate"], trigger="p != 0.5"),
+    _feature("FeatureAlphaMaskSharedAcrossCalls", "randomness", ["train.call-independence"]),
+]
+
 ALTERNATIVES = [
     _alternative("alternatives:Baseline", "dropout"),
     _alternative("alternatives:Baseline", "batchnorm"),
@@ -210,6 +292,8 @@ ALTERNATIVES = [
     _alternative("trailing_alternatives:TrailingBaseline", RMS),
     _alternative("trailing_alternatives:TrailingFoldedAndRounded", LN),
     _alternative("trailing_alternatives:TrailingFoldedAndRounded", RMS),
-]
+] + [_alternative(target, family) for target in ("random_alternatives:RandomBaseline",
+                                                 "random_alternatives:MaskAsScaledOnes")
+     for family in ("channel-dropout", "alpha-dropout", "feature-alpha-dropout")]
 
 MEMBERS = FAULTS + ALTERNATIVES

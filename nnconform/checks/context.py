@@ -11,6 +11,7 @@ import numpy as np
 from hypothesis import reject
 
 from nnconform.dtypes import NUMPY_DTYPES, dtype_name, numpy_dtype
+from nnconform.hangs import BACKEND_CALLS
 from nnconform.spec import Clause
 from nnconform.strategies import Case
 
@@ -149,12 +150,12 @@ class CheckContext:
     def reference_step(self, x, before: dict, training: bool):
         """The family's reference step, under the backend's conventions."""
         extra = {"conventions": self.conventions} if self.clause.model.conventions else {}
-        return self.clause.model.step(x, before, self.case.params, training, self.case.dtype, **extra)
+        return self.clause.model.step_for(self.case.layer)(x, before, self.case.params, training, self.case.dtype, **extra)
 
     def _call(self, what: str, function, *args):
         __tracebackhide__ = True
         try:
-            return function(*args)
+            return BACKEND_CALLS.run(what, function, *args)
         except ClauseFailure:
             raise
         except (Exception, SystemExit) as error:
