@@ -173,9 +173,11 @@ def test_every_edge_target_is_exercised_somewhere():
                          ids=lambda c: c.id)
 def test_eps_varies_across_its_range(clause):
     domain = _domain(clause, "eps")
-    reach(clause, clause.layers[0], lambda c: c.params["eps"] >= domain.max / 2, "a large eps")
-    reach(clause, clause.layers[0], lambda c: c.params["eps"] <= domain.min * 10, "a small eps")
-    reach(clause, clause.layers[0], lambda c: c.params["eps"] not in domain.include, "an eps off the include list")
+    given = lambda c: c.params["eps"] is not None  # a nullable eps is also drawn as None
+    reach(clause, clause.layers[0], lambda c: given(c) and c.params["eps"] >= domain.max / 2, "a large eps")
+    reach(clause, clause.layers[0], lambda c: given(c) and c.params["eps"] <= domain.min * 10, "a small eps")
+    reach(clause, clause.layers[0], lambda c: given(c) and c.params["eps"] not in domain.include,
+          "an eps off the include list")
 
 
 def test_momentum_none_and_a_float_in_the_same_clause():
@@ -197,9 +199,14 @@ def test_per_channel_constraints_hold_on_every_draw(pair):
               suppress_health_check=list(HealthCheck))
     @given(case=cases(clause, layer))
     def per_channel_count(case):
-        count = math.prod(case.shape) // case.shape[1]
-        assert low <= count <= high, f"{clause.id}: shape {case.shape} has {count} values per channel, not in [{low}, {high}]"
-        assert case.params["num_features"] == case.shape[1]
+        # the axes whose extent adds members to a statistic, on the batched shape
+        full = case.shape if case.batched else (1,) + case.shape
+        norm = clause.model.normalization if clause.model else None
+        axes = norm.reduced_axes(len(full)) if norm else (0,) + tuple(range(2, len(full)))
+        count = math.prod(full[a] for a in axes)
+        assert low <= count <= high, f"{clause.id}: shape {case.shape} has {count} values per statistic, not in [{low}, {high}]"
+        if "num_features" in case.params:
+            assert case.params["num_features"] == full[1]
 
     per_channel_count()
 

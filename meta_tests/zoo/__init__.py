@@ -173,6 +173,8 @@ FAULTS += [
            trigger="drawn weight", family=LN),
     _fault("layernorm_faults:LayerNormWeightGradFromInput", "gradients", ["layernorm.grad.reference"],
            trigger="elementwise_affine=True", family=LN),
+    _fault("layernorm_faults:LayerNormParamGradHalfAccumulation", "gradients", ["layernorm.grad.accumulation"],
+           trigger="float16/bfloat16, 1,000+ leading positions", family=LN),
     _fault("rmsnorm_faults:RMSNormOnePlusWeight", "state and API",
            ["rmsnorm.init.weight", "rmsnorm.train.output", "rmsnorm.eval.output", "rmsnorm.mode.switching",
             "rmsnorm.eps-none"],
@@ -204,6 +206,10 @@ FAULTS += [
     _fault("rmsnorm_faults:RMSNormBackwardRmsConstant", "gradients", ["rmsnorm.grad.reference"], family=RMS),
     _fault("rmsnorm_faults:RMSNormWeightGradFromInput", "gradients", ["rmsnorm.grad.reference"],
            trigger="elementwise_affine=True", family=RMS),
+    _fault("rmsnorm_faults:RMSNormWeightGradHalfAccumulation", "gradients", ["rmsnorm.grad.accumulation"],
+           trigger="float16/bfloat16, 1,000+ leading positions", family=RMS),
+]
+
 
 def _channel(target, kind, trips, trigger="", subset=False):
     return _fault(f"channel_faults:{target}", kind, [f"channel-dropout.{t}" for t in trips], trigger, subset,
@@ -286,7 +292,6 @@ ALTERNATIVES = [
     _alternative("trailing_alternatives:TrailingBaseline", RMS),
     _alternative("trailing_alternatives:TrailingFoldedAndRounded", LN),
     _alternative("trailing_alternatives:TrailingFoldedAndRounded", RMS),
-]
 ] + [_alternative(target, family) for target in ("random_alternatives:RandomBaseline",
                                                  "random_alternatives:MaskAsScaledOnes")
      for family in ("channel-dropout", "alpha-dropout", "feature-alpha-dropout")]

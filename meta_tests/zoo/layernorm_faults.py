@@ -262,3 +262,27 @@ LayerNormInputGradIgnoresWeight = _backend(
     "The input gradient is computed as if weight were 1.")
 LayerNormWeightGradFromInput = _backend("LayerNormWeightGradFromInput", _WeightGradFromInput,
                                         "The weight gradient is sum(grad * x) instead of sum(grad * x_hat).")
+
+
+def _sum_positions_in_dtype(terms: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """terms summed over every leading position, one at a time, in ``dtype``."""
+    flat = np.moveaxis(terms.astype(dtype).reshape((-1,) + shape), 0, -1)
+    return _sum_in_dtype(flat, dtype)
+
+
+class _ParamGradHalfSums(NumpyLayerNorm):
+    def backward(self, grad_output):
+        grads = super().backward(grad_output)
+        if self.dtype.itemsize == 2 and grads["weight"] is not None:
+            _, _, _, xhat, _ = _forward_terms(self)
+            g = grad_output.astype(np.float64)
+            with np.errstate(over="ignore"):
+                grads["weight"] = _sum_positions_in_dtype(g * xhat, self.normalized_shape, self.dtype)
+                if grads["bias"] is not None:
+                    grads["bias"] = _sum_positions_in_dtype(g, self.normalized_shape, self.dtype)
+        return grads
+
+
+LayerNormParamGradHalfAccumulation = _backend(
+    "LayerNormParamGradHalfAccumulation", _ParamGradHalfSums,
+    "For float16 and bfloat16 the weight and bias gradients are summed over the leading positions in the input dtype.")

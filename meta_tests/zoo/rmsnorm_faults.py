@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from meta_tests.zoo.layernorm_faults import _sum_in_dtype
+from meta_tests.zoo.layernorm_faults import _sum_in_dtype, _sum_positions_in_dtype
 from meta_tests.zoo.trailing_base import NumpyRMSNorm, TrailingZooBackend
 
 
@@ -199,3 +199,19 @@ RMSNormBackwardRmsConstant = _backend(
     "Backward treats the root mean square as a constant: d input = grad * weight / rms.")
 RMSNormWeightGradFromInput = _backend("RMSNormWeightGradFromInput", _WeightGradFromInput,
                                       "The weight gradient is sum(grad * x) instead of sum(grad * x / rms).")
+
+
+class _WeightGradHalfSums(NumpyRMSNorm):
+    def backward(self, grad_output):
+        grads = super().backward(grad_output)
+        if self.dtype.itemsize == 2 and grads["weight"] is not None:
+            x, _, _, r = _terms(self)
+            with np.errstate(over="ignore"):
+                grads["weight"] = _sum_positions_in_dtype(grad_output.astype(np.float64) * x * r,
+                                                          self.normalized_shape, self.dtype)
+        return grads
+
+
+RMSNormWeightGradHalfAccumulation = _backend(
+    "RMSNormWeightGradHalfAccumulation", _WeightGradHalfSums,
+    "For float16 and bfloat16 the weight gradient is summed over the leading positions in the input dtype.")
