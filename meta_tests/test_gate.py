@@ -58,7 +58,16 @@ class _EvalFault:
         return out if self._training else self._fault(out)
 
 
-class _Faulty(ReferenceBackend):
+class _Declared(ReferenceBackend):
+    """Keeps the capabilities its class declares (the reference's use_specs would
+    replace them with its own)."""
+
+    def use_specs(self, specs):
+        super().use_specs(specs)
+        self.capabilities = type(self).capabilities
+
+
+class _Faulty(_Declared):
     def build(self, layer, params, dtype):
         built = super().build(layer, params, dtype)
         return _EvalFault(built, self.fault) if layer == "Dropout" else built
@@ -92,7 +101,7 @@ class EvalAborts(_Faulty):
         os.abort()
 
 
-class NoLayers(ReferenceBackend):
+class NoLayers(_Declared):
     """Declares no layer: every item is unsupported."""
     name = "no-layers"
     capabilities = Capabilities(layers=frozenset())
