@@ -206,7 +206,7 @@ def test_torch_cuda_without_a_gpu_skips_everything_with_one_reason():
         pytest.skip("a CUDA device is available: torch-cuda runs for real here")
     result = subprocess.run([sys.executable, "-m", "pytest", "tests/test_conformance.py", "-q", "-p", "no:xdist",
                              "-rs", "--backend", "torch-cuda"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:]
+    assert result.returncode == 1 and "nnconform: NOTHING WAS CHECKED" in result.stdout, result.stdout[-3000:]
     reasons = {line.split(": ", 1)[1] for line in result.stdout.splitlines() if line.startswith("SKIPPED [")}
     assert reasons == {"backend 'torch-cuda' unavailable: no CUDA device is available to torch on this machine"}
     assert f"{len(all_items(load_specs()))} skipped" in result.stdout
