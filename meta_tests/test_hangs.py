@@ -76,11 +76,11 @@ def test_a_slow_backend_is_told_from_a_hung_one_and_its_layer_goes_on(tmp_path):
     runs out of time as slow, not hung; the layer is not marked, so a later Dropout
     item still runs, under the full limit, and passes."""
     uniformity, switching = "dropout.train.position-uniformity:Dropout:float32", "dropout.mode.switching:Dropout:float32"
-    done, report, _ = run_suite(tmp_path, "slow", "-k", f"{uniformity} or {switching}", "--clause-timeout", "3")
+    done, report, _ = run_suite(tmp_path, "slow", "-k", f"{uniformity} or {switching}", "--clause-timeout", "5")
     found = {item["id"]: item for item in report["items"]}
     assert found[uniformity]["status"] == "timed-out", found[uniformity]
     assert found[uniformity]["message"].startswith(
-        "[dropout.train.position-uniformity] timed out after 3 s (--clause-timeout): the backend is slow, not hung: "
+        "[dropout.train.position-uniformity] timed out after 5 s (--clause-timeout): the backend is slow, not hung: "
     ), found[uniformity]["message"]
     assert " backend calls completed in this item, 0.05" in found[uniformity]["message"]
     assert found[switching]["status"] == "passed", found[switching]
@@ -89,12 +89,13 @@ def test_a_slow_backend_is_told_from_a_hung_one_and_its_layer_goes_on(tmp_path):
 def test_a_hang_the_alarm_cannot_stop_is_recorded_before_the_process_ends(tmp_path):
     """forward blocks SIGALRM and sleeps, as a hang in native code: the watchdog ends
     the worker 10 s after the limit (crashed), but first records the hang, so the
-    worker xdist starts next does not run the layer's later item."""
+    worker xdist starts next does not run the layer's later item. (A limit of 5 s, as
+    the other layers' items must pass under it on a busy machine.)"""
     train, evaluate = "batchnorm.train.output:BatchNorm2d:float32", "batchnorm.eval.output:BatchNorm2d:float32"
-    done, report, _ = run_suite(tmp_path, "native_hang", "-n", "1", "--clause-timeout", "1",
+    done, report, _ = run_suite(tmp_path, "native_hang", "-n", "1", "--clause-timeout", "5",
                                 "-k", "float32 and (batchnorm.train.output or batchnorm.eval.output)")
     found = {item["id"]: item for item in report["items"]}
     assert found.pop(train)["status"] == "crashed"
     assert found[evaluate]["status"] == "timed-out" and found.pop(evaluate)["message"].startswith(
         f"[batchnorm.eval.output] not run: the backend hung on layer BatchNorm2d earlier in this run ({train}")
-    assert {item["status"] for item in found.values()} == {"passed"} and len(found) == 4
+    assert {item["status"] for item in found.values()} == {"passed"} and len(found) == 4, found
