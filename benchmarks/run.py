@@ -12,7 +12,16 @@ time.perf_counter, and per-item figures come from the suite's own JSON report
 - per statistical clause, the samples each decision drew against the theoretical
   minimum fixed-sample n for its alpha, power and delta (normal approximation);
 - examples per second for the reference and torch backends;
-- torch-cuda, where a CUDA GPU is available.
+- torch-cuda, where a CUDA GPU is available;
+- for the first run of each worker count, where the time goes, phase by phase
+  (benchmarks/phases.py, a pytest plugin that only observes), and the time per
+  example by check kind, split into drawing, backend calls and checks where the
+  runner records that split;
+- the cost of each import a conformance process makes, in fresh interpreters;
+- with --thorough, one -n 2 run of the thorough profile (200 examples per item).
+
+Every run also records its CPU seconds (the process and its workers) and the load
+average, since on a shared machine wall times alone can mislead.
 
 It writes a JSON results file with the machine description and a Markdown table.
 """
@@ -24,6 +33,7 @@ import json
 import math
 import os
 import platform
+import resource
 import statistics as pystats
 import subprocess
 import sys
@@ -34,20 +44,38 @@ from pathlib import Path
 
 from scipy.stats import norm
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.breakdown import import_costs, per_check_kind, phases, read_timelines  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 20261125
 
 
-def run_suite(backend: str, workers: int, report: Path, extra: list[str] = ()) -> float:
+def run_suite(backend: str, workers: int, report: Path | None, extra: list[str] = (),
+              phases_path: Path | None = None) -> dict:
+    """One timed run: wall and CPU seconds, the load average before it, and with
+    phases_path the phase breakdown (benchmarks/phases.py)."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers),
-               "--backend", backend, "--seed", str(SEED), f"--conformance-json={report}", *extra]
-    started = time.perf_counter()
+               "--backend", backend, "--seed", str(SEED), *extra]
+    if report:
+        command.append(f"--conformance-json={report}")
+    if phases_path:
+        command += ["-p", "benchmarks.phases", f"--phases-json={phases_path}"]
+    load = os.getloadavg()[0]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    launch, started = time.time(), time.perf_counter()
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
+    seconds, end = time.perf_counter() - started, time.time()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if finished.returncode not in (0,):
         tail = "\n".join(finished.stdout.splitlines()[-15:])
         raise SystemExit(f"benchmark run failed (exit {finished.returncode}): {' '.join(command)}\n{tail}")
-    return seconds
+    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    result = {"seconds": round(seconds, 2), "cpu": round(cpu, 2), "load": round(load, 2)}
+    if phases_path:
+        result["phases"] = phases(launch, end, *read_timelines(phases_path))
+        result["timeline"] = read_timelines(phases_path)[0]
+    return result
 
 
 def machine() -> dict:
@@ -135,33 +163,62 @@ def slowest(report: dict, count: int = 10) -> list[dict]:
     return [{"id": i["id"], "seconds": round(i.get("duration") or i.get("seconds") or 0.0, 3)} for i in items[:count]]
 
 
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *["| " + " | ".join("" if cell is None else str(cell) for cell in row) + " |" for row in rows], ""]
+
+
 def markdown(results: dict) -> str:
     full = results["full_run"]
+    runs = lambda key: ", ".join(f"{r['seconds']:.1f}" for r in full[key])
+    cpus = lambda key: ", ".join(f"{r['cpu']:.1f}" for r in full[key])
+    loads = lambda key: ", ".join(f"{r['load']:.1f}" for r in full[key])
     lines = [
         f"# Benchmark results ({results['date']})", "",
         f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
         f"Python {results['machine']['python']}, torch {results['machine']['torch']}. "
-        f"Produced by `python benchmarks/run.py --repeats {results['repeats']}`.", "",
+        f"Produced by `python benchmarks/run.py --repeats {results['repeats']}"
+        f"{' --thorough' if results.get('thorough') else ''}`.", "",
         "## Full default run, torch CPU", "",
-        "| workers | runs (s) | median (s) |", "|---|---|---|",
-        f"| -n 0 | {', '.join(f'{t:.1f}' for t in full['n0'])} | {full['median_n0']:.1f} |",
-        f"| -n 2 | {', '.join(f'{t:.1f}' for t in full['n2'])} | {full['median_n2']:.1f} |", "",
-        f"Speed-up with -n 2: **{full['ratio']:.2f}x**. Target: -n 2 at most 60 s.", "",
-        "## 10 slowest items (-n 0, torch CPU)", "", "| item | seconds |", "|---|---|",
-        *[f"| `{row['id']}` | {row['seconds']:.2f} |" for row in results["slowest"]], "",
+        "CPU: seconds of the process and its workers; load: 1-minute load average before the run. "
+        "Wall times taken under a load above the core count are not comparable.", "",
+        *_table(["workers", "runs (s)", "median (s)", "CPU (s)", "load"],
+                [["-n 0", runs("n0"), f"{full['median_n0']:.1f}", cpus("n0"), loads("n0")],
+                 ["-n 2", runs("n2"), f"{full['median_n2']:.1f}", cpus("n2"), loads("n2")]]),
+        f"Speed-up with -n 2: **{full['ratio']:.2f}x**. Targets: -n 2 at most 30 s (median of 5) with 3-4x "
+        "today's families; -n 2 at least 1.6x faster than -n 0.", "",
+        "## Where one run's time goes", "",
+        "Seconds from the launch of `python -m pytest`, first run of each worker count "
+        "(benchmarks/phases.py). \"at\" rows are points in time, the others spans.", "",
+    ]
+    for key in ("n0", "n2"):
+        lines += [f"### -n {key[1]}", "", *_table(["phase", "seconds"], full["phases_" + key])]
+    lines += ["## Time per example by check kind (-n 0, torch CPU)", "",
+              "Drawing, backend and check columns appear when the runner records its timing split.", "",
+              *_table(["check", "items", "examples", "s in examples", "ms/example", "draw ms", "backend ms", "check ms"],
+                      [[r["check"], r["items"], r["examples"], r["seconds"], r["ms_per_example"],
+                        r.get("draw_ms"), r.get("backend_ms"), r.get("check_ms")] for r in results["per_check"]]),
+              "## Imports (fresh interpreter each, median of 3)", "",
+              *_table(["import", "CPU (s)", "wall (s)"], [[r["import"], r["cpu"], r["wall"]] for r in results["imports"]])]
+    if results.get("thorough"):
+        t = results["thorough"]
+        lines += ["## Thorough profile (200 examples per item), -n 2, one run", "",
+                  f"{t['seconds']:.1f} s wall, {t['cpu']:.1f} s CPU (load {t['load']:.1f}), "
+                  f"{t['examples']} examples, {t['in_examples']:.1f} s in examples.", ""]
+    lines += [
+        "## 10 slowest items (-n 0, torch CPU)", "",
+        *_table(["item", "seconds"], [[f"`{row['id']}`", f"{row['seconds']:.2f}"] for row in results["slowest"]]),
         "## Statistical clauses: samples drawn versus the theoretical minimum", "",
         "Minimum: fixed-sample n for the decision's alpha, power 0.999 and the clause's delta, by the "
         "normal approximation; blank where no single-proportion formula applies.", "",
-        "| clause | decisions | median n drawn | median minimum n | median ratio | max ratio | s | samples/s |",
-        "|---|---|---|---|---|---|---|---|",
-        *[f"| `{r['clause']}` | {r['decisions']} | {r['median_drawn']:,} | "
-          f"{'' if r['median_minimum'] is None else format(r['median_minimum'], ',')} | "
-          f"{'' if r['median_ratio'] is None else r['median_ratio']} | {'' if r['max_ratio'] is None else r['max_ratio']} | "
-          f"{r['seconds']} | {'' if r['samples_per_second'] is None else format(r['samples_per_second'], ',')} |"
-          for r in results["statistical"]], "",
-        "## Throughput (-n 0)", "", "| backend | examples | seconds in examples | examples/s |", "|---|---|---|---|",
-        *[f"| {name} | {t['examples']} | {t['seconds']} | {t['examples_per_second']} |"
-          for name, t in results["throughput"].items()], "",
+        *_table(["clause", "decisions", "median n drawn", "median minimum n", "median ratio", "max ratio", "s", "samples/s"],
+                [[f"`{r['clause']}`", r["decisions"], f"{r['median_drawn']:,}",
+                  None if r["median_minimum"] is None else f"{r['median_minimum']:,}", r["median_ratio"], r["max_ratio"],
+                  r["seconds"], None if r["samples_per_second"] is None else f"{r['samples_per_second']:,}"]
+                 for r in results["statistical"]]),
+        "## Throughput (-n 0)", "",
+        *_table(["backend", "examples", "seconds in examples", "examples/s"],
+                [[name, t["examples"], t["seconds"], t["examples_per_second"]] for name, t in results["throughput"].items()]),
         "## torch-cuda", "",
         (f"{results['cuda']['card']}: full run {results['cuda']['seconds']:.1f} s" if results.get("cuda")
          else "No CUDA GPU on this machine: not measured here."), "",
@@ -169,39 +226,69 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _kept_sections(path: Path) -> str:
+    """The hand-written sections of an existing results file, from its first
+    '## Profile' heading on (profiles are taken by hand, see profile_summary.py)."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find("\n## Profile")
+    return text[start:] if start >= 0 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--thorough", action="store_true", help="also time one -n 2 run of the thorough profile")
+    parser.add_argument("--keyword", default=None, help="pass -k KEYWORD to every run (to try this script quickly)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--markdown", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     from nnconform.spec import load_specs
     specs = load_specs()
+    select = ["-k", args.keyword] if args.keyword else []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         timings = {"n0": [], "n2": []}
-        reports = {}
+        reports, timelines = {}, {}
         for repeat in range(args.repeats):
             for workers in (0, 2):
-                path = tmp / f"torch-n{workers}-{repeat}.json"
-                timings[f"n{workers}"].append(round(run_suite("torch", workers, path), 2))
-                print(f"torch -n {workers} run {repeat + 1}: {timings[f'n{workers}'][-1]} s", flush=True)
-                reports.setdefault(f"n{workers}", json.loads(path.read_text()))
+                # -n 2 runs without the JSON report: with it, the controller loads the backend
+                # (a torch import) before it starts the workers, which `pytest -n 2` does not.
+                key, path = f"n{workers}", tmp / f"torch-n{workers}-{repeat}.json" if workers == 0 else None
+                run = run_suite("torch", workers, path, select, phases_path=tmp / f"phases-{key}.json" if repeat == 0 else None)
+                timelines.setdefault(key, run.pop("timeline", None))
+                timings[key].append(run)
+                print(f"torch -n {workers} run {repeat + 1}: {run['seconds']} s (CPU {run['cpu']} s, "
+                      f"load {run['load']})", flush=True)
+                if path:
+                    reports.setdefault(key, json.loads(path.read_text()))
+        thorough = None
+        if args.thorough:
+            path = tmp / "thorough.json"
+            thorough = run_suite("torch", 2, path, ["--conformance-profile", "thorough", *select])
+            report = json.loads(path.read_text())
+            thorough.update(examples=sum(i.get("examples") or 0 for i in report["items"]),
+                            in_examples=round(sum(i.get("seconds") or 0 for i in report["items"]), 2))
+            print(f"thorough -n 2: {thorough['seconds']} s", flush=True)
         reference_path = tmp / "reference.json"
-        run_suite("reference", 0, reference_path)
+        run_suite("reference", 0, reference_path, select)
         reference = json.loads(reference_path.read_text())
         info = machine()
         cuda = None
         if info["cuda"]:
             cuda_path = tmp / "cuda.json"
-            cuda = {"card": info["cuda"], "seconds": round(run_suite("torch-cuda", 0, cuda_path), 2),
+            cuda = {"card": info["cuda"], "seconds": run_suite("torch-cuda", 0, cuda_path, select)["seconds"],
                     "statistical": statistical_rows(json.loads(cuda_path.read_text()), specs)}
-    n0, n2 = pystats.median(timings["n0"]), pystats.median(timings["n2"])
+    n0, n2 = (pystats.median(r["seconds"] for r in timings[key]) for key in ("n0", "n2"))
     results = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": info,
         "repeats": args.repeats, "seed": SEED,
-        "full_run": {**timings, "median_n0": n0, "median_n2": n2, "ratio": round(n0 / n2, 3)},
+        "full_run": {"n0": [{k: v for k, v in r.items() if k != "phases"} for r in timings["n0"]],
+                     "n2": [{k: v for k, v in r.items() if k != "phases"} for r in timings["n2"]],
+                     "median_n0": n0, "median_n2": n2, "ratio": round(n0 / n2, 3),
+                     "phases_n0": timings["n0"][0]["phases"], "phases_n2": timings["n2"][0]["phases"]},
+        "per_check": per_check_kind(reports["n0"], timelines["n0"]),
+        "imports": import_costs(sys.executable, ROOT),
+        "thorough": thorough,
         "slowest": slowest(reports["n0"]),
         "statistical": statistical_rows(reports["n0"], specs),
         "throughput": {"reference": throughput(reference), "torch": throughput(reports["n0"])},
@@ -210,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = results["date"].replace(":", "").replace("+0000", "Z")
     (args.out / f"{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
-    args.markdown.write_text(markdown(results))
-    print(markdown(results))
+    text = markdown(results)
+    args.markdown.write_text(text + _kept_sections(args.markdown))
+    print(text)
     return 0
 
 

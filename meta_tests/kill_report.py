@@ -2,7 +2,7 @@
 which clauses caught which fault, the kill rate, the surviving faults, the false
 alarms on correct alternatives and the wall time.
 
-    python meta_tests/kill_report.py [--subset] [--json PATH] [--markdown PATH] [--seed N] [--jobs N]
+    python meta_tests/kill_report.py [--subset] [--family NAME ...] [--json PATH] [--markdown PATH] [--seed N] [--jobs N]
 
 With --subset, only the members marked for CI run: each fault against the
 clauses it must trip, each correct alternative against its whole family.
@@ -284,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", metavar="PATH", help="also write the Markdown summary (docs/kill-report.md)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the suite's --seed for every run")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="members run in parallel")
+    parser.add_argument("--family", action="append", metavar="NAME",
+                        help="only the members of this spec family (repeatable)")
     parser.add_argument("--from-json", metavar="PATH", help="render a saved JSON report instead of running")
     parser.add_argument("--worker", nargs=2, metavar=("BACKEND", "FAMILY"), help=argparse.SUPPRESS)
     parser.add_argument("--keyword", help=argparse.SUPPRESS)
@@ -297,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.markdown:
             Path(args.markdown).write_text(render_markdown(report))
         return 0
-    members = [m for m in MEMBERS if m.subset or not args.subset]
+    members = [m for m in MEMBERS if (m.subset or not args.subset) and (not args.family or m.family in args.family)]
     started = time.perf_counter()
     results = run_members(members, args.seed, args.jobs, subset_clauses if args.subset else lambda member: None)
     report = summarise(results, args.seed, args.subset, time.perf_counter() - started)

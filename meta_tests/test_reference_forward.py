@@ -173,7 +173,8 @@ def _unbiased(x, axes):
     return mean, ((x - mean) ** 2).sum(axis=axes, keepdims=True) / (count - 1)
 
 
-FORWARD_FAULTS = [(module, "moments", _unbiased, "unbiased variance") for module in (layernorm, groupnorm, instancenorm)]
+FORWARD_FAULTS = [(module, "moments", _unbiased, "unbiased variance")
+                  for module in (layernorm, groupnorm, instancenorm)]
 FORWARD_FAULTS += [(module, "inverse_std", lambda var, eps: 1 / (np.sqrt(var) + eps), "eps outside the square root")
                    for module in (layernorm, groupnorm, instancenorm)]
 FORWARD_FAULTS += [(rmsnorm, "OPMATH_EPS", {"float16": 2.0 ** -10}, "eps=None as the input dtype's epsilon")]

@@ -5,8 +5,8 @@ This compares behaviour: torch is a second implementation here, not the authorit
 draws leave out the inputs on which torch raises where its documentation describes a
 result (reference_cases.cases, torch_domain, lists them); they are findings about
 torch, not reasons to change the reference.
-Tolerances follow the rounding analysis of test_reference_forward (each side's
-error is within the bound there; twice that is allowed): with X = max|x|, s the
+Tolerances follow the rounding analysis of test_reference_forward (its factor 4 covers
+the errors of both sides, with headroom): with X = max|x|, s the
 largest 1/std, M values per statistic, K terms in a parameter gradient's sum and
 G = max|grad_output| (1 + max|w|),
     output   4 eps (M + 11) (1 + |w|) (s X + sqrt(M) + |b|),
@@ -71,7 +71,7 @@ def torch_call(module, x, grad_output, training):
 
 
 @pytest.mark.parametrize("variant", list(variants()), ids=variant_id)
-@settings(max_examples=6, deadline=None, derandomize=True, database=None)
+@settings(max_examples=4, deadline=None, derandomize=True, database=None)
 @given(data=st.data())
 def test_reference_matches_torch_float64(variant, data):
     layer, training, tracked, batched = variant

@@ -9,6 +9,7 @@ any test runs and print the same message.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -55,8 +56,11 @@ check = "equals-input"
 '''
 
 P_ZERO = 'check = "equals-input"\nparams.p = { choices = [0.0] }'
-SURVIVOR = 'check = "survivor-scale"\nexpected = "1/(1-p)"\nparams.p = { min = 0.0, max = 0.99, include = [0.5] }'
-DROP_RATE_STATS = 'statistics = { alpha = 1.25e-6, power = 0.999, delta = 0.01, n = 157632, n_counts = "units of one call", why'
+SURVIVOR = 'at any p below 1.\nparams.p = { min = 0.0, max = 1.0, include = [0.5, 1e-7, 0.99999] }'
+SURVIVOR_SCALE = 'check = "survivor-scale"\nexpected = "1/(1-p)"\n# p = 0.99999'
+# The drop-rate clause's statistics line up to `why` (alpha and n change with the budget).
+DROP_RATE_STATS = re.search(r'statistics = \{ alpha = [^,]+, power = 0.999, delta = 0.01, n = \d+, '
+                            r'n_counts = "units of one call", why', (default_spec_dir() / "dropout.toml").read_text()).group(0)
 
 CASES = [
     BadSpec("malformed TOML", "dropout.toml", 'id = "dropout.edge.p-zero"', 'id = "dropout.edge.p-zero',
@@ -67,11 +71,11 @@ CASES = [
             "dropout.toml", "dropout.edge.p-zero", "check", "unknown check kind 'equals-inptu'"),
     BadSpec("unknown parameter", "dropout.toml", P_ZERO, P_ZERO.replace("params.p", "params.q"),
             "dropout.toml", "dropout.edge.p-zero", "params.q", "unknown parameter"),
-    BadSpec("out-of-range domain", "dropout.toml", SURVIVOR, SURVIVOR.replace("max = 0.99", "max = 1.5"),
+    BadSpec("out-of-range domain", "dropout.toml", SURVIVOR, SURVIVOR.replace("max = 1.0", "max = 1.5"),
             "dropout.toml", "dropout.train.survivor-scale", "params.p.max", "outside the valid domain [0.0, 1.0]"),
-    BadSpec("out-of-range include", "dropout.toml", SURVIVOR, SURVIVOR.replace("include = [0.5]", "include = [-0.5]"),
+    BadSpec("out-of-range include", "dropout.toml", SURVIVOR, SURVIVOR.replace("include = [0.5,", "include = [-0.5,"),
             "dropout.toml", "dropout.train.survivor-scale", "params.p.include", "outside the valid domain"),
-    BadSpec("empty domain: min > max", "dropout.toml", SURVIVOR, SURVIVOR.replace("min = 0.0, max = 0.99", "min = 0.9, max = 0.1"),
+    BadSpec("empty domain: min > max", "dropout.toml", SURVIVOR, SURVIVOR.replace("min = 0.0, max = 1.0", "min = 0.9, max = 0.1"),
             "dropout.toml", "dropout.train.survivor-scale", "params.p", "the domain is empty: min 0.9 > max 0.1"),
     BadSpec("empty domain: no choices", "dropout.toml", P_ZERO, P_ZERO.replace("[0.0]", "[]"),
             "dropout.toml", "dropout.edge.p-zero", "params.p.choices", "the domain is empty"),
@@ -89,19 +93,19 @@ CASES = [
             "dropout.toml", "dropout.edge.p-zero", "statement", "statement is required"),
     BadSpec("unknown field", "dropout.toml", P_ZERO, P_ZERO + '\ncolour = "red"',
             "dropout.toml", "dropout.edge.p-zero", "colour", "unknown field"),
-    BadSpec("formula with a disallowed name", "dropout.toml", SURVIVOR, SURVIVOR.replace("1/(1-p)", "1/(1-q)"),
+    BadSpec("formula with a disallowed name", "dropout.toml", SURVIVOR_SCALE, SURVIVOR_SCALE.replace("1/(1-p)", "1/(1-q)"),
             "dropout.toml", "dropout.train.survivor-scale", "expected", "unknown name 'q'"),
-    BadSpec("formula with a call", "dropout.toml", SURVIVOR, SURVIVOR.replace('"1/(1-p)"', """"__import__('os')" """),
+    BadSpec("formula with a call", "dropout.toml", SURVIVOR_SCALE, SURVIVOR_SCALE.replace('"1/(1-p)"', """"__import__('os')" """),
             "dropout.toml", "dropout.train.survivor-scale", "expected", "Call is not allowed"),
-    BadSpec("formula with attribute access", "dropout.toml", SURVIVOR, SURVIVOR.replace("1/(1-p)", "p.__class__"),
+    BadSpec("formula with attribute access", "dropout.toml", SURVIVOR_SCALE, SURVIVOR_SCALE.replace("1/(1-p)", "p.__class__"),
             "dropout.toml", "dropout.train.survivor-scale", "expected", "Attribute is not allowed"),
-    BadSpec("formula with a comprehension", "dropout.toml", SURVIVOR, SURVIVOR.replace("1/(1-p)", "[p for p in ()]"),
+    BadSpec("formula with a comprehension", "dropout.toml", SURVIVOR_SCALE, SURVIVOR_SCALE.replace("1/(1-p)", "[p for p in ()]"),
             "dropout.toml", "dropout.train.survivor-scale", "expected", "ListComp is not allowed"),
     BadSpec("missing statistics on a statistical check", "dropout.toml", DROP_RATE_STATS, "# " + DROP_RATE_STATS,
             "dropout.toml", "dropout.train.drop-rate", "statistics", "requires this field"),
-    BadSpec("statistics without n", "dropout.toml", DROP_RATE_STATS, DROP_RATE_STATS.replace("n = 157632, ", ""),
+    BadSpec("statistics without n", "dropout.toml", DROP_RATE_STATS, re.sub(r"n = \d+, ", "", DROP_RATE_STATS),
             "dropout.toml", "dropout.train.drop-rate", "statistics.n", "positive integer"),
-    BadSpec("statistics without alpha", "dropout.toml", DROP_RATE_STATS, DROP_RATE_STATS.replace("alpha = 1.25e-6, ", ""),
+    BadSpec("statistics without alpha", "dropout.toml", DROP_RATE_STATS, re.sub(r"alpha = [^,]+, ", "", DROP_RATE_STATS),
             "dropout.toml", "dropout.train.drop-rate", "statistics.alpha", "expected a finite number"),
     BadSpec("statistics without n_counts", "dropout.toml", DROP_RATE_STATS,
             DROP_RATE_STATS.replace('n_counts = "units of one call", ', ""),
@@ -134,7 +138,8 @@ def make_bad_dir(tmp_path: Path, case: BadSpec) -> Path:
 def test_the_real_specs_load():
     specs = load_specs()
     assert specs.clauses, "no clauses loaded"
-    assert {c.family for c in specs.clauses} == {"dropout", "batchnorm"}
+    assert {"dropout", "batchnorm", "channel-dropout", "alpha-dropout", "feature-alpha-dropout", "layernorm",
+            "rmsnorm"} <= {c.family for c in specs.clauses}
     assert len({c.id for c in specs.clauses}) == len(specs.clauses)
     assert all(c.statistics["n"] >= 1 for c in specs.clauses if c.statistical)
 

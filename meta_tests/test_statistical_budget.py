@@ -16,11 +16,11 @@ import shutil
 import pytest
 from hypothesis import settings
 
-from nnconform import profiles, statistics
+from nnconform import moments, profiles, statistics
 from nnconform.backends.reference_backend import ReferenceBackend
 from nnconform.checks import CHECKS, CheckContext
 from nnconform.checks.statistical import SERIAL_MIN_UNITS
-from nnconform.items import all_items, decision_alpha, statistical_decisions
+from nnconform.items import all_items, decision_alpha, pinned_clauses, statistical_decisions
 from nnconform.spec import default_spec_dir, load_specs
 from nnconform.strategies import Case
 
@@ -31,12 +31,28 @@ ALPHA = decision_alpha(SPECS, DEFAULT_EXAMPLES)
 P = 0.5  # every statistical clause includes p = 0.5; the stated n is the one drawn there
 
 
-def _input_sizes(clause, layer="Dropout") -> list[int]:
-    """Every unit count an input of the clause can have."""
-    low, high = clause.layer_ranks[layer]
-    ranks = range(max(low, clause.input.ranks[0]), min(high, clause.input.ranks[1]) + 1)
+def _shapes(clause, layer: str):
+    """Every input shape the clause can draw for the layer, with whether it is batched."""
+    ranges = [(clause.layer_ranks[layer], True), (clause.unbatched_ranks.get(layer), False)]
     sides = range(clause.input.side[0], clause.input.side[1] + 1)
-    return sorted({math.prod(shape) for rank in ranks for shape in itertools.product(sides, repeat=rank)})
+    for bounds, batched in ranges:
+        if bounds is None:
+            continue
+        for rank in range(max(bounds[0], clause.input.ranks[0]), min(bounds[1], clause.input.ranks[1]) + 1):
+            for shape in itertools.product(sides, repeat=rank):
+                yield shape, batched
+
+
+def _units(clause, shape: tuple[int, ...], batched: bool) -> int:
+    """The random units of an input: its elements, or its (sample, channel) pairs."""
+    full = shape if batched else (1,) + shape
+    axes = clause.model.random.unit_axes(len(full))
+    return math.prod(n for axis, n in enumerate(full) if axis not in axes)
+
+
+def _input_sizes(clause) -> list[int]:
+    """Every unit count an input of the clause can have, over its layers."""
+    return sorted({_units(clause, shape, batched) for layer in clause.layers for shape, batched in _shapes(clause, layer)})
 
 
 def required_n(clause, alpha: float) -> tuple[int, int]:
@@ -57,14 +73,18 @@ def required_n(clause, alpha: float) -> tuple[int, int]:
                    for size in _input_sizes(clause))
     if clause.check == "dispersion":
         return max((statistics.dispersion_sample_size(P, size, alpha, power), size) for size in _input_sizes(clause))
+    if clause.check == "moment-preservation":
+        dropped, scale, shift = clause.model.random.values({"p": P})
+        return moments.moment_sample_size(P, alpha, delta, power, dropped, scale, shift), 1
     raise AssertionError(f"{clause.id}: no sample-size rule for check kind {clause.check!r}; add one here")
 
 
 def test_bonferroni_split_of_the_suite_budget():
     decisions = statistical_decisions(SPECS, DEFAULT_EXAMPLES)
-    counted = sum(len(c.layers) * len(c.input.dtypes) * max(1, math.ceil(DEFAULT_EXAMPLES * c.examples))
-                  for c in STATISTICAL)
-    assert decisions == counted, f"{decisions} decisions counted by items.py, {counted} by clause x layer x dtype x example"
+    counted = sum(len(c.layers) * len(c.input.dtypes) * (max(1, math.ceil(DEFAULT_EXAMPLES * c.examples))
+                                                          + len(pinned_clauses(c))) for c in STATISTICAL)
+    assert decisions == counted, (f"{decisions} decisions counted by items.py, {counted} by clause x layer x dtype x "
+                                  "(examples + pinned values)")
     assert SPECS.false_alarm_budget == 1e-4
     assert ALPHA * decisions == pytest.approx(1e-4, rel=1e-12), f"alpha {ALPHA} x {decisions} decisions != 1e-4"
     assert ALPHA == statistics.bonferroni(SPECS.false_alarm_budget, decisions)
@@ -89,7 +109,8 @@ def test_adding_a_statistical_clause_keeps_the_bound(tmp_path):
         "examples = 0.25", "examples = 0.5")
     path.write_text(text + "\n" + copy)
     grown = load_specs(spec_dir)
-    added = len(grown.by_id("dropout.train.drop-rate-again").input.dtypes) * math.ceil(DEFAULT_EXAMPLES * 0.5)
+    again = grown.by_id("dropout.train.drop-rate-again")
+    added = len(again.input.dtypes) * (math.ceil(DEFAULT_EXAMPLES * 0.5) + len(pinned_clauses(again)))
     assert statistical_decisions(grown, DEFAULT_EXAMPLES) == statistical_decisions(SPECS, DEFAULT_EXAMPLES) + added
     assert decision_alpha(grown, DEFAULT_EXAMPLES) < ALPHA
     assert (decision_alpha(grown, DEFAULT_EXAMPLES) * statistical_decisions(grown, DEFAULT_EXAMPLES)
@@ -99,7 +120,8 @@ def test_adding_a_statistical_clause_keeps_the_bound(tmp_path):
 def test_non_statistical_items_take_no_share():
     statistical_items = [i for i in all_items(SPECS) if i.clause.statistical]
     assert statistical_items and len(statistical_items) < len(all_items(SPECS))
-    assert statistical_decisions(SPECS, DEFAULT_EXAMPLES) == sum(i.examples(DEFAULT_EXAMPLES) for i in statistical_items)
+    assert statistical_decisions(SPECS, DEFAULT_EXAMPLES) == sum(i.examples(DEFAULT_EXAMPLES) + len(pinned_clauses(i.clause))
+                                                                 for i in statistical_items)
 
 
 @pytest.mark.parametrize("clause", STATISTICAL, ids=lambda c: c.id)
@@ -123,14 +145,13 @@ def test_the_stated_n_is_the_n_the_statistics_require(clause):
         f"decisions) the check draws n = {n}: update statistics.n in {clause.source}")
 
 
-def _shape_of(size: int, clause) -> tuple[int, ...]:
-    """An input shape with `size` units and a rank and sides the clause can draw."""
-    low, high = clause.layer_ranks["Dropout"]
-    sides = range(clause.input.side[0], clause.input.side[1] + 1)
-    for rank in range(max(low, clause.input.ranks[0]), min(high, clause.input.ranks[1]) + 1):
-        for shape in itertools.product(sides, repeat=rank):
-            if math.prod(shape) == size:
-                return shape
+def _shape_of(size: int, clause) -> tuple[str, tuple[int, ...], bool]:
+    """A layer and an input shape with `size` units that the clause can draw (size 1:
+    n does not depend on the input, and any input will do)."""
+    for layer in clause.layers:
+        for shape, batched in _shapes(clause, layer):
+            if size == 1 or _units(clause, shape, batched) == size:
+                return layer, shape, batched
     raise AssertionError(f"{clause.id} cannot draw an input of {size} units")
 
 
@@ -139,8 +160,9 @@ def test_the_stated_n_is_what_the_check_draws(clause):
     """Run the real check once on the reference backend at p = 0.5 and the default
     alpha, on the input the stated n is for, and read the n of its decision."""
     _, size = required_n(clause, ALPHA)
-    case = Case("Dropout", "float32", "train", {"p": P, "inplace": False}, {"calls": 1, "warmup": 0},
-                _shape_of(size, clause), "standard", 0, 0)
+    layer, shape, batched = _shape_of(size, clause)
+    case = Case(layer, "float32", "train", {"p": P, "inplace": False}, {"calls": 1, "warmup": 0},
+                shape, "standard", 0, 0, batched=batched)
     context = CheckContext(clause, case, ReferenceBackend(), ALPHA)
     CHECKS[clause.check](context)
     assert context.evidence["n"] == clause.statistics["n"], (

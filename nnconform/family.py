@@ -7,7 +7,9 @@ know about a family, read from the family's spec file and validated on load.
   statistic is taken; the tolerance model and the gradient probe are derived from it.
 - ``[random]``: for random layers, the rate parameter, the random unit (an element
   or a whole channel) and what a dropped and a kept unit become, as formulas.
-- ``[reference]``: the float64 reference functions, as ``module:attribute`` paths.
+- ``[reference]``: the float64 reference functions, as ``module:attribute`` paths:
+  one for the family, or one per layer (a table keyed by layer name) where the
+  layers' reference functions differ.
 
 Nothing here knows a family by name: every behaviour comes from these tables.
 """
@@ -21,11 +23,15 @@ from typing import Any, Callable
 
 import numpy as np
 
+from nnconform.dtypes import accumulation_eps, dtype_eps
 from nnconform.formula import Formula, FormulaError
 
 REDUCTIONS = ("all-but-channel", "spatial", "groups", "trailing")
 UNITS = ("element", "channel")
 BROADCASTS = ("channel", "trailing")
+# What eps = None means: the machine epsilon of the input dtype, or of the type the
+# computation runs in (float32 for 16- and 32-bit inputs, float64 for float64).
+EPS_NONE = ("dtype-eps", "opmath-eps")
 _STATE_KEYS = {"shape", "init", "present", "trainable", "broadcast", "count", "positive", "why", "convention"}
 _NORM_KEYS = {"over", "groups", "trailing", "centered", "eps", "eps_none", "running_mean", "running_var"}
 _RANDOM_KEYS = {"rate", "unit", "dropped", "scale", "shift"}
@@ -73,13 +79,16 @@ class Normalization:
     trailing: str | None = None     # parameter naming the normalized trailing shape
     centered: bool = True           # False: a root-mean-square, no mean is subtracted
     eps: str = "eps"
-    eps_none: str | None = None     # "dtype-eps": None means the input dtype's epsilon
+    eps_none: str | None = None     # what eps = None means: EPS_NONE
     running_mean: str | None = None  # state fields used in place of batch statistics
     running_var: str | None = None
 
-    def eps_value(self, params: dict, dtype_eps: float) -> float:
+    def eps_value(self, params: dict, dtype: str) -> float:
+        """The eps the layer adds for a layer of this dtype name; eps = None per ``eps_none``."""
         value = params.get(self.eps)
-        return dtype_eps if value is None else float(value)
+        if value is not None:
+            return float(value)
+        return accumulation_eps(dtype) if self.eps_none == "opmath-eps" else dtype_eps(dtype)
 
     def grouped(self, x: np.ndarray, params: dict) -> tuple[np.ndarray, tuple[int, ...]]:
         """x reshaped so that each statistic is over ``axes``; reshape back with x.shape."""
@@ -163,6 +172,9 @@ class Family:
     # for a divisor the parameter it must divide; the reference backend validates with it.
     bounds: dict[str, tuple] = field(default_factory=dict)
     conventions: dict[str, Convention] = field(default_factory=dict)
+    # layer -> path, where [reference] names one function per layer
+    layer_steps: dict[str, str] = field(default_factory=dict)
+    layer_backwards: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, declared: dict | None) -> dict[str, str]:
         """The variant of each of the family's conventions: the backend's declared one,
@@ -201,11 +213,25 @@ class Family:
 
     @property
     def step(self) -> Callable:
+        if self.step_path is None:
+            raise FamilyError("reference.step", f"family {self.name!r} names one step per layer: use step_for(layer)")
         return load_function(self.step_path)
 
     @property
     def backward(self) -> Callable | None:
+        if self.layer_backwards:
+            raise FamilyError("reference.backward", f"family {self.name!r} names one backward per layer: "
+                                                    "use backward_for(layer)")
         return load_function(self.backward_path) if self.backward_path else None
+
+    def step_for(self, layer: str) -> Callable:
+        """The reference step of one of the family's layers."""
+        return load_function(self.layer_steps.get(layer, self.step_path))
+
+    def backward_for(self, layer: str) -> Callable | None:
+        """The reference backward of one of the family's layers; None when it has none."""
+        path = self.layer_backwards.get(layer, self.backward_path)
+        return load_function(path) if path else None
 
 
 _FUNCTIONS: dict[str, Callable] = {}
@@ -267,8 +293,8 @@ def parse_family(name: str, data: dict, parameters: dict, formula_names: set[str
         for key in ("running_mean", "running_var"):
             if key in raw and raw[key] not in state:
                 raise FamilyError(f"normalization.{key}", f"must name a state field: {sorted(state)}")
-        if raw.get("eps_none") not in (None, "dtype-eps"):
-            raise FamilyError("normalization.eps_none", "the only meaning of eps=None is 'dtype-eps'")
+        if raw.get("eps_none") not in (None, *EPS_NONE):
+            raise FamilyError("normalization.eps_none", f"must be one of {list(EPS_NONE)}, got {raw.get('eps_none')!r}")
         normalization = Normalization(raw["over"], raw.get("groups"), raw.get("trailing"), bool(raw.get("centered", True)),
                                       raw.get("eps", "eps"), raw.get("eps_none"), raw.get("running_mean"),
                                       raw.get("running_var"))
@@ -292,17 +318,18 @@ def parse_family(name: str, data: dict, parameters: dict, formula_names: set[str
         random = RandomUnit(raw["rate"], raw["unit"], **formulas)
     reference = _table(data, "reference") if "reference" in data else {}
     _known(reference, {"step", "backward"}, "reference")
-    for key, path in reference.items():
-        if not isinstance(path, str) or ":" not in path:
-            raise FamilyError(f"reference.{key}", f"must be a 'module:function' path, got {path!r}")
-        try:
-            load_function(path)
-        except Exception as error:
-            raise FamilyError(f"reference.{key}", f"cannot import {path!r}: {type(error).__name__}: {error}") from None
+    per_layer: dict[str, dict[str, str]] = {"step": {}, "backward": {}}
+    layers = sorted(data.get("layers", {})) if isinstance(data.get("layers"), dict) else []
+    for key, value in reference.items():
+        if isinstance(value, dict):  # one function per layer
+            if sorted(value) != layers:
+                raise FamilyError(f"reference.{key}", f"a per-layer table must name exactly the family's layers "
+                                                      f"{layers}, got {sorted(value)}")
+            per_layer[key] = {layer: _import_path(f"reference.{key}.{layer}", path) for layer, path in value.items()}
+        else:
+            _import_path(f"reference.{key}", value)
     if normalization is not None and "step" not in reference:
         raise FamilyError("reference.step", "a normalizing family needs its reference step function")
-    if normalization is None and random is None:
-        raise FamilyError("normalization", "a family declares [normalization] (deterministic) or [random]")
     bounds = {n: (p.min, p.max, p.of if p.from_input == "divisor" else None) for n, p in parameters.items()
               if p.kind in ("int", "float")}
     conventions = {}
@@ -319,8 +346,20 @@ def parse_family(name: str, data: dict, parameters: dict, formula_names: set[str
         if spec.convention and (spec.convention[0] not in conventions
                                 or spec.convention[1] not in conventions[spec.convention[0]].variants):
             raise FamilyError(f"state.{spec.name}.convention", f"must name a declared convention and one of its variants")
-    return Family(name, state, normalization, random, reference.get("step"), reference.get("backward"), bounds,
-                  conventions)
+    single = {key: value for key, value in reference.items() if isinstance(value, str)}
+    return Family(name, state, normalization, random, single.get("step"), single.get("backward"), bounds,
+                  conventions, per_layer["step"], per_layer["backward"])
+
+
+def _import_path(where: str, path) -> str:
+    """A 'module:function' path that imports; FamilyError naming ``where`` otherwise."""
+    if not isinstance(path, str) or ":" not in path:
+        raise FamilyError(where, f"must be a 'module:function' path, got {path!r}")
+    try:
+        load_function(path)
+    except Exception as error:
+        raise FamilyError(where, f"cannot import {path!r}: {type(error).__name__}: {error}") from None
+    return path
 
 
 def _table(data: dict, key: str) -> dict:

@@ -26,6 +26,7 @@ _FROM_INPUT = ("channels", "trailing", "divisor")
 _CLAUSE_FIELDS = {"id", "statement", "mode", "check", "params", "input", "tolerance", "examples",
                   "layers", "statistics", "expected", "trainable", "fields", "observe", "error", "when", "state",
                   "conventions", "applies_under"}
+_ERRORS = ("ValueError", "TypeError", "RuntimeError")
 _INPUT_FIELDS = {"dtypes", "ranks", "side", "values", "per_channel", "layouts"}
 _STAT_FIELDS = {"power", "delta", "why", "n", "n_counts", "alpha"}
 
@@ -254,6 +255,11 @@ def _clause(raw: dict, *, family: str, layer_ranks, unbatched, parameters, base_
         raise SpecError(path, clause_id, "random.rate", "names no parameter")
 
     input_domain = _input(raw.get("input", {}), path, clause_id)
+    for table in kind.needs:
+        if getattr(model, table) is None:
+            raise SpecError(path, clause_id, "check", f"check kind {check!r} needs the family's [{table}] table")
+    if check == "mode-switching" and model.random is None and model.normalization is None:
+        raise SpecError(path, clause_id, "check", "mode-switching needs the family's [random] or [normalization] table")
     for field_name in kind.required:
         if field_name not in raw:
             raise SpecError(path, clause_id, field_name, f"check kind {check!r} requires this field")
@@ -276,12 +282,14 @@ def _clause(raw: dict, *, family: str, layer_ranks, unbatched, parameters, base_
     if kind.needs_tolerance or any(d in tolerance_table for d in input_domain.dtypes):
         for dtype in input_domain.dtypes:
             entry = tolerance_table.get(dtype)
+            if not kind.needs_tolerance and entry is None:
+                continue
             if not isinstance(entry, dict):
                 raise SpecError(path, clause_id, f"tolerance.{dtype}", f"check kind {check!r} needs a tolerance for every dtype it runs")
             tolerances[dtype] = Tolerance(
                 _number(entry.get("rtol"), path, clause_id, f"tolerance.{dtype}.rtol", 0.0, 1.0),
                 _number(entry.get("atol"), path, clause_id, f"tolerance.{dtype}.atol", 0.0, 1e3))
-        if not isinstance(tolerance_table.get("why"), str):
+        if kind.needs_tolerance and not isinstance(tolerance_table.get("why"), str):
             raise SpecError(path, clause_id, "tolerance.why", "a tolerance must say why it is what it is")
     accumulation = _number(tolerance_table.get("accumulation", 0), path, clause_id, "tolerance.accumulation", 0, 1e6)
     rounding = _number(tolerance_table.get("rounding", 0), path, clause_id, "tolerance.rounding", 0, 1e3)
@@ -423,9 +431,12 @@ def _options(raw: dict, check: str, names: set[str], model: Family, path: Path, 
                 raise SpecError(path, clause_id, key, f"must be a non-empty list from {list(allowed)}")
             options[key] = tuple(value)
     if "error" in raw:
-        if raw["error"] not in ("ValueError", "TypeError", "RuntimeError"):
-            raise SpecError(path, clause_id, "error", "must be ValueError, TypeError or RuntimeError")
-        options["error"] = raw["error"]
+        # One exception type, or a list of the types any of which conforms (where the
+        # documentation promises an error but not its type).
+        errors = [raw["error"]] if isinstance(raw["error"], str) else raw["error"]
+        if not isinstance(errors, list) or not errors or any(e not in _ERRORS for e in errors):
+            raise SpecError(path, clause_id, "error", f"must be one of {list(_ERRORS)} or a list of them")
+        options["error"] = tuple(errors)
     if "when" in raw:
         if raw["when"] not in ("build", "forward"):
             raise SpecError(path, clause_id, "when", "must be 'build' or 'forward'")

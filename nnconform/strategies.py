@@ -22,8 +22,10 @@ from nnconform.spec import Clause, Domain
 # and bfloat16 values 64; its spread is at least 8 of those steps, so that rounding to
 # a 16-bit dtype does not collapse every value into one (a batch variance of zero
 # would tell nothing). The tiny-variance profile makes the batch variance far smaller
-# than eps.
-VALUE_PROFILES = {"standard": (0.0, 1.0, 0), "offset": (1.0e4, 1.0, 8), "tiny-variance": (1.0, 1.0e-3, 0)}
+# than eps; the tiny-scale profile does the same for the mean square, which a
+# normalization without centering (a root mean square) divides by.
+VALUE_PROFILES = {"standard": (0.0, 1.0, 0), "offset": (1.0e4, 1.0, 8), "tiny-variance": (1.0, 1.0e-3, 0),
+                  "tiny-scale": (0.0, 1.0e-3, 0)}
 SEED_MAX = 2**32 - 1
 
 
@@ -97,10 +99,12 @@ class Case:
         return out
 
     def warmup_batch(self, index: int) -> np.ndarray:
-        """A training batch for the warmup calls. It has one more sample than the
-        observed input, so training is valid even when an eval-mode clause observes
-        an input with one value per channel."""
-        return self.batch(index, (self.shape[0] + 1,) + self.shape[1:] if self.shape else None)
+        """A training batch for the warmup calls. A batched one has one more sample than
+        the observed input, so training is valid even when an eval-mode clause observes
+        an input with one value per channel; an unbatched one (no sample axis to grow)
+        has the observed input's shape."""
+        grown = self.shape and self.batched
+        return self.batch(index, (self.shape[0] + 1,) + self.shape[1:] if grown else None)
 
 
 def domain_strategy(domain: Domain, supports=None) -> st.SearchStrategy | None:

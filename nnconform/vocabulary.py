@@ -15,7 +15,7 @@ MODES = ("train", "eval")
 # own state; "drawn" loads drawn values (signed, of varied magnitude, the initial state
 # among the draws) through the backend's load_state.
 STATE_MODES = ("initial", "drawn")
-VALUE_PROFILES = ("standard", "offset", "tiny-variance")
+VALUE_PROFILES = ("standard", "offset", "tiny-variance", "tiny-scale")
 # Memory layouts of the input array a backend receives: C-contiguous; a strided view
 # (every other element of a larger array along the last axis); and channels-last,
 # where axis 1 varies fastest in memory (NHWC for a 4-d input, NDHWC for 5-d).
@@ -40,13 +40,14 @@ class CheckKind:
     statistical: bool = False
     needs_autograd: bool = False
     takes_state: bool = False
+    needs: frozenset[str] = frozenset()  # family tables the check reads: "random", "normalization"
 
 
-def _kind(name, summary, required=(), optional=(), **flags) -> CheckKind:
-    return CheckKind(name, summary, frozenset(required), frozenset(optional), **flags)
+def _kind(name, summary, required=(), optional=(), needs=(), **flags) -> CheckKind:
+    return CheckKind(name, summary, frozenset(required), frozenset(optional), needs=frozenset(needs), **flags)
 
 
-_STAT = dict(required=("statistics",), statistical=True)
+_STAT = dict(required=("statistics",), statistical=True, needs=("random",))
 
 CHECK_KINDS: dict[str, CheckKind] = {
     kind.name: kind
@@ -54,11 +55,11 @@ CHECK_KINDS: dict[str, CheckKind] = {
         _kind("equals-input", "the output equals the input exactly"),
         _kind("equals-value", "every output unit equals the `expected` formula exactly", required=("expected",)),
         _kind("survivor-scale", "kept units equal x times the `expected` scale, within tolerance",
-              required=("expected",), needs_tolerance=True),
+              required=("expected",), needs_tolerance=True, needs=("random",)),
         _kind("mask-values", "every unit is exactly 0 or x times the `expected` scale",
-              required=("expected",), needs_tolerance=True),
+              required=("expected",), needs_tolerance=True, needs=("random",)),
         _kind("close-to-reference", "the `observe` fields match the float64 reference within tolerance",
-              required=("observe",), needs_tolerance=True, takes_state=True),
+              required=("observe",), needs_tolerance=True, takes_state=True, needs=("normalization",)),
         _kind("state-equals", "state fields equal the `expected` formulas exactly",
               required=("expected",), optional=("trainable",)),
         _kind("state-absent", "the named state `fields` are absent (None)", required=("fields",)),
@@ -74,11 +75,13 @@ CHECK_KINDS: dict[str, CheckKind] = {
         _kind("serial-independence", "neighbouring and periodic units are uncorrelated", **_STAT),
         _kind("dispersion", "per-row zero counts have binomial variance", **_STAT),
         _kind("mean-preservation", "the expected output equals the input", **_STAT),
+        _kind("moment-preservation", "for standard-normal input the output has the mean and second moment of the "
+              "[random] model (alpha dropout: 0 and 1)", needs_tolerance=True, **_STAT),
         _kind("mode-switching", "alternating train and eval calls each behave as their mode specifies",
               required=("observe",), needs_tolerance=True, takes_state=True),
         _kind("gradient-mask", "the input gradient is grad_output times the forward call's own mask and scale",
-              needs_tolerance=True, needs_autograd=True),
+              needs_tolerance=True, needs_autograd=True, needs=("random",)),
         _kind("gradient-reference", "input and trainable-state gradients match the float64 reference",
-              needs_tolerance=True, needs_autograd=True, takes_state=True),
+              needs_tolerance=True, needs_autograd=True, takes_state=True, needs=("normalization",)),
     ]
 }

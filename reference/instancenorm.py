@@ -21,6 +21,8 @@ input viewed as (1, N*C, *spatial) and averages the N updated copies):
   - momentum=None (outside the documented float domain) is momentum 0: the running
     statistics never change;
   - num_batches_tracked exists but is never incremented.
+Under the spec's convention running_var = "biased" (specs/instancenorm.toml), the
+observed running_var is the mean of the biased instance variances instead.
 Eval mode never changes the state.
 
 Gradients, with xhat = (x - mean) * inv_std and g = grad * weight[c] (g = grad
@@ -78,7 +80,7 @@ def _prepared(x, state, params, training, spatial_dims):
     return batch, unbatched, axes, mean, var, instance
 
 
-def _step(x, state, params, training, spatial_dims):
+def _step(x, state, params, training, spatial_dims, conventions=None):
     batch, unbatched, axes, mean, var, _ = _prepared(x, state, params, training, spatial_dims)
     y = (batch - mean) * inverse_std(var, params["eps"])
     if state.get("weight") is not None:
@@ -90,7 +92,8 @@ def _step(x, state, params, training, spatial_dims):
     if training and state.get("running_mean") is not None and momentum is not None:
         count = int(np.prod(batch.shape[2:]))
         observed_mean = mean.reshape(batch.shape[:2]).mean(axis=0)
-        observed_var = (var.reshape(batch.shape[:2]) * count / (count - 1)).mean(axis=0)
+        bessel = 1.0 if (conventions or {}).get("running_var") == "biased" else count / (count - 1)
+        observed_var = (var.reshape(batch.shape[:2]) * bessel).mean(axis=0)
         state["running_mean"] = (1 - momentum) * state["running_mean"] + momentum * observed_mean
         state["running_var"] = (1 - momentum) * state["running_var"] + momentum * observed_var
     return (y[0] if unbatched else y), state
@@ -110,19 +113,22 @@ def _backward(x, state, params, training, grad_output, spatial_dims):
             "bias": None if bias is None else grad.sum(axis=channel_sum)}
 
 
-def step1d(x, state: dict, params: dict, training: bool, dtype: str | None = None):
+def step1d(x, state: dict, params: dict, training: bool, dtype: str | None = None,
+           conventions: dict | None = None):
     """InstanceNorm1d: input (N, C, L) or (C, L). Returns the output and the state after the call."""
-    return _step(x, state, params, training, 1)
+    return _step(x, state, params, training, 1, conventions)
 
 
-def step2d(x, state: dict, params: dict, training: bool, dtype: str | None = None):
+def step2d(x, state: dict, params: dict, training: bool, dtype: str | None = None,
+           conventions: dict | None = None):
     """InstanceNorm2d: input (N, C, H, W) or (C, H, W). Returns the output and the state after the call."""
-    return _step(x, state, params, training, 2)
+    return _step(x, state, params, training, 2, conventions)
 
 
-def step3d(x, state: dict, params: dict, training: bool, dtype: str | None = None):
+def step3d(x, state: dict, params: dict, training: bool, dtype: str | None = None,
+           conventions: dict | None = None):
     """InstanceNorm3d: input (N, C, D, H, W) or (C, D, H, W). Returns the output and the state after the call."""
-    return _step(x, state, params, training, 3)
+    return _step(x, state, params, training, 3, conventions)
 
 
 def backward1d(x, state: dict, params: dict, training: bool, grad_output, dtype: str | None = None) -> dict:

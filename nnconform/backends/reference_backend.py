@@ -47,7 +47,7 @@ class ReferenceBackend:
         _validate(family, params)
         if family.random is not None:
             return _RandomLayer(family, params, self, self._ranks[layer])
-        return _StepLayer(family, params, numpy_dtype(dtype), dtype)
+        return _StepLayer(family, layer, params, numpy_dtype(dtype), dtype)
 
 
 def _validate(family, params: dict) -> None:
@@ -114,8 +114,9 @@ class _StepLayer:
     in the layer's dtype, as a real low-precision layer stores it, and widened to
     float64 for each step."""
 
-    def __init__(self, family, params: dict, dtype: np.dtype, dtype_name: str):
+    def __init__(self, family, layer: str, params: dict, dtype: np.dtype, dtype_name: str):
         self.family, self.params, self.dtype, self.dtype_name, self.training = family, params, dtype, dtype_name, True
+        self._step, self._backward = family.step_for(layer), family.backward_for(layer)
         self._state = family.initial_state(params)
         self.trainable = frozenset(n for n in family.trainable if self._state.get(n) is not None)
 
@@ -138,7 +139,7 @@ class _StepLayer:
 
     def forward(self, x):
         self._last = (x.astype(np.float64), self._state, self.training)
-        y, state = self.family.step(x.astype(np.float64), self._state, self.params, self.training, self.dtype_name)
+        y, state = self._step(x.astype(np.float64), self._state, self.params, self.training, self.dtype_name)
         self._state = {name: (value if value is None or isinstance(value, int)
                               else np.asarray(value).astype(self.dtype).astype(np.float64))
                        for name, value in state.items()}
@@ -146,5 +147,5 @@ class _StepLayer:
 
     def backward(self, grad_output):
         x, state, training = self._last
-        grads = self.family.backward(x, state, self.params, training, grad_output, self.dtype_name)
+        grads = self._backward(x, state, self.params, training, grad_output, self.dtype_name)
         return {name: None if g is None else g.astype(self.dtype) for name, g in grads.items()}

@@ -150,7 +150,7 @@ class CheckContext:
     def reference_step(self, x, before: dict, training: bool):
         """The family's reference step, under the backend's conventions."""
         extra = {"conventions": self.conventions} if self.clause.model.conventions else {}
-        return self.clause.model.step(x, before, self.case.params, training, self.case.dtype, **extra)
+        return self.clause.model.step_for(self.case.layer)(x, before, self.case.params, training, self.case.dtype, **extra)
 
     def _call(self, what: str, function, *args):
         __tracebackhide__ = True

@@ -63,9 +63,11 @@ def inplace(ctx: CheckContext) -> None:
 
 
 def raises(ctx: CheckContext) -> None:
-    wanted = {"ValueError": ValueError, "TypeError": TypeError, "RuntimeError": RuntimeError}[ctx.clause.options["error"]]
+    types = {"ValueError": ValueError, "TypeError": TypeError, "RuntimeError": RuntimeError}
+    wanted = tuple(types[name] for name in ctx.clause.options["error"])
     when = ctx.clause.options["when"]
-    expected = f"expected {wanted.__name__} in {when} ({_params(ctx)}, input shape {ctx.case.shape})"
+    expected = (f"expected {' or '.join(ctx.clause.options['error'])} in {when} ({_params(ctx)}, "
+                f"input shape {ctx.case.shape})")
     call = "build"
     try:
         layer = ctx.backend.build(ctx.case.layer, dict(ctx.case.params), ctx.case.dtype)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnconform.checks.context import CheckContext, check_finite, describe_positions
-from nnconform.checks.masks import classify, distinct_input, rate, unit_values
+from nnconform.checks.masks import classify, distinct_input, rate, unit_values, with_survivors
 from nnconform.checks.reference_checks import compare_with_reference, state_as_float64, statistics_used
 from nnconform.dtypes import dtype_name, numpy_dtype
 
@@ -23,9 +23,9 @@ def gradient_mask(ctx: CheckContext) -> None:
     case = ctx.case
     layer = ctx.prepare()
     ctx.require_grad(layer)
-    x = distinct_input(ctx, 0)
+    x = with_survivors(ctx, distinct_input(ctx, 0))
     out = ctx.forward(layer, x.copy())
-    grad_output = case.batch(1)
+    grad_output = with_survivors(ctx, case.batch(1))
     grads = ctx.backward(layer, grad_output)
     p = rate(ctx)
     if case.mode == "train":
@@ -70,7 +70,7 @@ def gradient_reference(ctx: CheckContext) -> None:
     grad_output = _grad_output(ctx, stats, case.as_batched(x64), warmup + 1)
     grads = ctx.backward(layer, grad_output)
     try:
-        want = ctx.clause.model.backward(x64, before, case.params, training, grad_output.astype(np.float64), case.dtype)
+        want = ctx.clause.model.backward_for(case.layer)(x64, before, case.params, training, grad_output.astype(np.float64), case.dtype)
     except Exception as error:
         ctx.fail(f"the reference could not run from the backend's state: {type(error).__name__}: {error}")
     scales = gradient_error_scales(ctx, stats, case.as_batched(grad_output.astype(np.float64)), before)
@@ -115,7 +115,11 @@ def gradient_error_scales(ctx: CheckContext, stats: dict, grad: np.ndarray, befo
     largest_grad = np.broadcast_to(view.max(axis=axes, keepdims=True), view.shape).reshape(grad.shape)
     hview, _ = norm.grouped(xhat, params)
     largest_xhat = np.broadcast_to(hview.max(axis=axes, keepdims=True), hview.shape).reshape(grad.shape)
-    input_scale = stats["gain"] * inv_std * largest_grad * (1.0 + largest_xhat) * condition
+    # Each member's input gradient sums every member's grad * gain: where the gain varies
+    # within a statistic (an elementwise weight), the largest one scales the terms.
+    gview, _ = norm.grouped(np.broadcast_to(stats["gain"], grad.shape), params)
+    largest_gain = np.broadcast_to(gview.max(axis=axes, keepdims=True), gview.shape).reshape(grad.shape)
+    input_scale = largest_gain * inv_std * largest_grad * (1.0 + largest_xhat) * condition
     scales = {"input": input_scale if ctx.case.batched else input_scale[0]}
     for name in family.trainable:
         if before.get(name) is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnconform.checks.context import CheckContext, check_finite, describe_positions
-from nnconform.checks.masks import distinct_input, judge_masked
+from nnconform.checks.masks import distinct_input, judge_masked, with_survivors
 from nnconform.checks.reference_checks import judge_step
 
 
@@ -35,7 +35,7 @@ def mode_switching(ctx: CheckContext) -> None:
 
 
 def _judge_masked(ctx: CheckContext, layer, call: int, mode: str, where: str) -> None:
-    x = distinct_input(ctx, call)
+    x = with_survivors(ctx, distinct_input(ctx, call)) if mode == "train" else distinct_input(ctx, call)
     out = ctx.forward(layer, x.copy())
     if mode == "train":
         judge_masked(ctx, x, out, f"output of train-mode {where}")

@@ -6,13 +6,16 @@ own independence assumption allows."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
+from nnconform import moments
 from nnconform import statistics as stats
 from nnconform.checks.context import CheckContext, check_finite
-from nnconform.checks.masks import count_units, distinct_input, dropped_units, rate
+from nnconform.checks.masks import _tolerance, count_units, distinct_input, dropped_units, magnitudes, rate, unit_values
+from nnconform.dtypes import numpy_dtype
 
 SERIAL_MIN_UNITS = 20_000  # past the few-thousand-unit period of a weak generator
 
@@ -20,7 +23,7 @@ SERIAL_MIN_UNITS = 20_000  # past the few-thousand-unit period of a weak generat
 def _tiled(ctx: CheckContext, x: np.ndarray, units: int) -> np.ndarray:
     """x repeated along axis 0 until it holds at least ``units`` random units."""
     copies = max(1, math.ceil(units / max(1, count_units(ctx, x))))
-    return np.concatenate([x] * copies, axis=0) if copies > 1 else x.copy()
+    return np.tile(x, (copies,) + (1,) * (x.ndim - 1)) if copies > 1 else x.copy()
 
 
 def _train_layer(ctx: CheckContext):
@@ -111,7 +114,41 @@ def dispersion(ctx: CheckContext) -> None:
     _decide(ctx, stats.dispersion_test(masks, p, ctx.alpha))
 
 
-CHECKS = {"drop-rate": drop_rate, "mean-preservation": mean_preservation,
+def moment_preservation(ctx: CheckContext) -> None:
+    """Standard-normal input, tiled to the units the test needs; one output element per
+    unit (a channel's elements share its fate), so the values are independent. The
+    input is drawn in float64 and rounded to the dtype: the rounding, and each output's
+    allowed error, bound how far the observed sums may lie from the model's (slack)."""
+    p, delta, power = _settings(ctx)
+    dropped, scale, shift = unit_values(ctx)
+    n = moments.moment_sample_size(p, ctx.alpha, delta, power, dropped, scale, shift)
+    case = ctx.case
+    copies = math.ceil(n / max(1, count_units(ctx, case.batch(0))))
+    shape = (copies * case.shape[0],) + tuple(case.shape[1:])
+    exact = dataclasses.replace(case, values="standard", dtype="float64").batch(0, shape)
+    x = exact.astype(numpy_dtype(case.dtype))
+    out = ctx.forward(_train_layer(ctx), x.copy())
+    check_finite(ctx, "output", out)
+    y, x_used, x_exact = (_one_per_unit(ctx, a.astype(np.float64)) for a in (out, x, exact))
+    dropped_magnitude, kept_magnitude = magnitudes(ctx, x_used)
+    error = np.maximum(_tolerance(ctx, np.full_like(x_used, dropped_magnitude)), _tolerance(ctx, kept_magnitude))
+    if np.isfinite(scale):
+        error = error + abs(scale) * np.abs(x_used - x_exact)
+        ideal = np.maximum(np.abs(scale * x_exact + shift), abs(dropped))
+    else:
+        ideal = np.full_like(x_exact, abs(dropped))
+    slack = (float(error.sum()), float((error * (2 * ideal + error)).sum()))
+    _decide(ctx, moments.moment_preservation_test(y, p, ctx.alpha, dropped, scale, shift, slack))
+
+
+def _one_per_unit(ctx: CheckContext, values: np.ndarray) -> np.ndarray:
+    """The first element of each unit, flattened: all of them for element units."""
+    batched = ctx.case.as_batched(values)
+    axes = ctx.clause.model.random.unit_axes(batched.ndim)
+    return batched[(slice(None), slice(None)) + (0,) * len(axes)].ravel() if axes else values.ravel()
+
+
+CHECKS = {"moment-preservation": moment_preservation, "drop-rate": drop_rate, "mean-preservation": mean_preservation,
           "position-uniformity": position_uniformity, "batch-independence": batch_independence,
           "call-independence": call_independence, "serial-independence": serial_independence,
           "dispersion": dispersion}
