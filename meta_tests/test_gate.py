@@ -115,7 +115,7 @@ class Unavailable(ReferenceBackend):
 
 IDENTITY = "dropout.eval.identity"
 P_ZERO = "dropout.edge.p-zero"
-SELECTION = f"{IDENTITY} or {P_ZERO}"
+SELECTION = f"({IDENTITY} or {P_ZERO}) and :Dropout:"  # not alpha-dropout.eval.identity, ...
 
 
 @pytest.fixture(scope="module")
@@ -340,7 +340,7 @@ def test_a_hanging_item_times_out_and_its_layer_is_not_waited_on_again(backends,
     backend hung in forward; the layer's later items are not run (they fail at once,
     naming the item that hung); the run finishes with its report."""
     path = tmp_path / "report.json"
-    result = run_suite("--backend", "gate_backends:EvalHangs", "-k", f"{IDENTITY}:Dropout:float32 or {P_ZERO}",
+    result = run_suite("--backend", "gate_backends:EvalHangs", "-k", f"{IDENTITY}:Dropout:float32 or {P_ZERO}:Dropout:",
                        "--clause-timeout", "3", "--conformance-json", str(path), backends=backends)
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads(path.read_text())
@@ -363,7 +363,7 @@ def test_a_hanging_item_times_out_and_its_layer_is_not_waited_on_again(backends,
 
 def test_a_crashed_worker_is_reported_and_the_reports_are_written(backends, tmp_path):
     json_path, md_path = tmp_path / "report.json", tmp_path / "report.md"
-    result = run_suite("-n", "2", "--backend", "gate_backends:EvalAborts", "-k", f"{IDENTITY}:Dropout:float32 or {P_ZERO}",
+    result = run_suite("-n", "2", "--backend", "gate_backends:EvalAborts", "-k", f"{IDENTITY}:Dropout:float32 or {P_ZERO}:Dropout:",
                        "--conformance-json", str(json_path), "--conformance-md", str(md_path), backends=backends)
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads(json_path.read_text())
@@ -376,7 +376,7 @@ def test_a_crashed_worker_is_reported_and_the_reports_are_written(backends, tmp_
 
 def test_without_xdist_a_hard_crash_leaves_a_partial_report(backends, tmp_path):
     json_path, md_path = tmp_path / "report.json", tmp_path / "report.md"
-    result = run_suite("--backend", "gate_backends:EvalAborts", "-k", f"{P_ZERO}:Dropout:float32 or {IDENTITY}",
+    result = run_suite("--backend", "gate_backends:EvalAborts", "-k", f"{P_ZERO}:Dropout:float32 or {IDENTITY}:Dropout:",
                        "--conformance-json", str(json_path), "--conformance-md", str(md_path), backends=backends)
     assert result.returncode not in (0, 1), result.stdout
     report = json.loads(json_path.read_text())
@@ -427,7 +427,7 @@ def test_a_k_selection_of_nothing_keeps_pytests_own_exit_status_5():
 
 
 def test_one_checked_item_is_enough(backends):
-    result = run_suite("--backend", "gate_backends:EvalScales", "-k", f"{P_ZERO} and (float32 or bfloat16)",
+    result = run_suite("--backend", "gate_backends:EvalScales", "-k", f"{P_ZERO}:Dropout: and (float32 or bfloat16)",
                        backends=backends)
     assert result.returncode == 0 and "1 passed, 1 unsupported" in result.stdout, result.stdout
 

@@ -1,16 +1,17 @@
 """A hang costs minutes, not hours.
 
-A backend whose every call hangs used to make each of the ~200 items wait out the
-whole --clause-timeout. Now the first hang of a layer costs one time limit; the
-layer's other items fail at once, naming the item that hung; every other item runs
-under the probe limit (max(0.1 x --clause-timeout, 5 s)). So the run costs about
-one limit plus one probe limit per other layer, per worker, whatever the number of
-items, and a slow backend is told apart from a hung one.
+A backend whose every call hangs used to make each of the hundreds of items wait
+out the whole --clause-timeout. Now the first hang of a layer costs one time
+limit; the layer's other items fail at once, naming the item that hung; every
+other item runs under the probe limit (max(0.1 x --clause-timeout, 5 s)); and once
+two layers have hung, no further item is run. So the run costs about one limit and
+one probe limit, per worker, whatever the number of items or layers, and a slow
+backend is told apart from a hung one.
 
 The bound is proved at --clause-timeout 10 rather than the default 120 to keep this
-test's cost near half a minute: the mechanism does not depend on the limit (the
+test's cost near a minute: the mechanism does not depend on the limit (the
 assertions count how many items waited the full limit and how many the probe
-limit), and the same run at 120 s costs 120 + 3 x 12 s plus start-up, under the
+limit), and the same run at 120 s costs 120 + 12 s plus start-up, well under the
 5 minutes the gate promises (docs/reports.md#time-limits).
 """
 
@@ -29,7 +30,6 @@ from nnconform.hangs import PROBE_FLOOR_S
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
-LAYERS = 4  # Dropout, BatchNorm1d, BatchNorm2d, BatchNorm3d
 WORKERS = 2
 
 
@@ -61,12 +61,13 @@ def test_a_backend_that_hangs_on_every_call_gives_a_complete_run_in_minutes(tmp_
     full = [item for item in items if item["message"].startswith(f"[{item['clause']}] timed out after {timeout} s")]
     probe = [item for item in items if item["message"].startswith(f"[{item['clause']}] timed out after "
                                                                   f"{PROBE_FLOOR_S:g} s (the probe limit")]
-    not_run = [item for item in items if " not run: the backend hung on layer " in item["message"]]
+    not_run = [item for item in items if " not run: the backend hung on " in item["message"]]
     assert len(full) + len(probe) + len(not_run) == len(items), [item["message"] for item in items][:5]
-    assert 1 <= len(full) <= WORKERS and len(probe) <= WORKERS * (LAYERS - 1), (len(full), len(probe))
+    assert 1 <= len(full) <= WORKERS and len(probe) <= WORKERS, (len(full), len(probe))
     assert all("the backend hung: its seed call had not returned" in item["message"] for item in full + probe)
-    # Without the mechanism: len(items) * timeout / WORKERS, about 1000 s here.
-    budget = timeout + (LAYERS - 1) * PROBE_FLOOR_S + 150  # + start-up, collection and reports, on a busy machine
+    assert any(" not run: the backend hung on 2 layers earlier in this run (" in item["message"] for item in not_run)
+    # Without the mechanism: len(items) * timeout / WORKERS, about an hour here.
+    budget = timeout + PROBE_FLOOR_S + 150  # + start-up, collection and reports, on a busy machine
     assert seconds < budget, f"the run took {seconds:.0f} s, more than {budget:.0f} s"
     assert "⌛ timed-out" in (tmp_path / "report.md").read_text()
 
