@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -73,17 +74,18 @@ def test_a_backend_that_hangs_on_every_call_gives_a_complete_run_in_minutes(tmp_
 
 
 def test_a_slow_backend_is_told_from_a_hung_one_and_its_layer_goes_on(tmp_path):
-    """Each Dropout forward call takes 50 ms: position-uniformity (about 1,900 calls)
+    """Each Dropout forward call takes 20 ms: position-uniformity (about 1,900 calls)
     runs out of time as slow, not hung; the layer is not marked, so a later Dropout
-    item still runs, under the full limit, and passes."""
+    item still runs, under the full limit, and passes (in about a second, alone)."""
     uniformity, switching = "dropout.train.position-uniformity:Dropout:float32", "dropout.mode.switching:Dropout:float32"
-    done, report, _ = run_suite(tmp_path, "slow", "-k", f"{uniformity} or {switching}", "--clause-timeout", "5")
+    done, report, _ = run_suite(tmp_path, "slow", "-k", f"{uniformity} or {switching}", "--clause-timeout", "8")
     found = {item["id"]: item for item in report["items"]}
     assert found[uniformity]["status"] == "timed-out", found[uniformity]
     assert found[uniformity]["message"].startswith(
-        "[dropout.train.position-uniformity] timed out after 5 s (--clause-timeout): the backend is slow, not hung: "
+        "[dropout.train.position-uniformity] timed out after 8 s (--clause-timeout): the backend is slow, not hung: "
     ), found[uniformity]["message"]
-    assert " backend calls completed in this item, 0.05" in found[uniformity]["message"]
+    assert re.search(r"\d+ backend calls completed in this item, 0\.0[2-9]\d* s each on average",
+                     found[uniformity]["message"]), found[uniformity]["message"]
     assert found[switching]["status"] == "passed", found[switching]
 
 
