@@ -9,7 +9,9 @@ backend (calls completing, too slowly for the limit). A hang is written to a
 HangRegistry: a directory shared by the controller and every xdist worker. From
 then on, the hung layer's other items are not run (they fail at once, naming the
 item that hung), and every other item runs under a shorter probe limit
-(``probe_limit``); docs/reports.md#time-limits gives the reasons for both numbers.
+(``probe_limit``). Once HUNG_LAYERS_STOP layers have hung, the hang is the
+backend's, not a layer's, and no further item is run. docs/reports.md#time-limits
+gives the reasons for these numbers.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 PROBE_FRACTION = 0.1  # after a hang, other items get this share of --clause-timeout...
 PROBE_FLOOR_S = 5.0  # ...but never less than this (over 10 times the slowest item of a working backend)
+HUNG_LAYERS_STOP = 2  # once this many layers hung, the backend hangs throughout: no further item is run
 HUNG_SHARE = 0.5  # a hung call holds at least this share of the backend's time in the item
 
 
@@ -127,14 +130,18 @@ class HangRegistry:
     def hung(self, layer: str) -> dict | None:
         return _read(self._path(layer))
 
-    def first(self) -> dict | None:
-        """The earliest hang of the run, or None."""
+    def all(self) -> list[dict]:
+        """Every hang of the run, earliest first."""
         try:
             entries = [_read(path) for path in self.directory.glob("*.json")]
         except OSError:
-            return None
-        entries = [entry for entry in entries if entry]
-        return min(entries, key=lambda entry: entry["at"]) if entries else None
+            return []
+        return sorted((entry for entry in entries if entry), key=lambda entry: entry["at"])
+
+    def first(self) -> dict | None:
+        """The earliest hang of the run, or None."""
+        entries = self.all()
+        return entries[0] if entries else None
 
 
 def _read(path: Path) -> dict | None:

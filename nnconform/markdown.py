@@ -52,7 +52,7 @@ def render_markdown(document: dict) -> str:
         lines += ["", f"### Now passing: remove from the xfails file ({len(now_passing)})", ""]
         lines += [f"- 🎉 `{entry['id']}` ({_inline(entry['reason'] or '')})" for entry in now_passing]
     lines += _known_sections(document["items"]) + _power_sections(document["items"])
-    lines += ["", "### Clauses by layer", ""] + _table(document)
+    lines += ["", "### Clauses by layer", ""] + _tables(document)
     lines += ["", "Legend: " + " · ".join(f"{SYMBOLS[s]} {s}" for s in STATUSES)
               + ". A cell lists each dtype where they differ.", ""]
     expected = [entry for entry in document["items"] if entry["status"] in ("xfailed", "skipped")]
@@ -91,23 +91,38 @@ def _power_sections(items: list[dict]) -> list[str]:
     return lines
 
 
-def _table(document: dict) -> list[str]:
-    layers = list(document["dtypes"]["by_layer"])
-    header = ["| clause | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
-    rows = []
+def _tables(document: dict) -> list[str]:
+    """One table per family: its clauses (rows) by its layers (columns)."""
+    order = list(document["dtypes"]["by_layer"])
+    families: dict[str, list[dict]] = {}
     for clause in document["clauses"]:
-        cells = []
-        for layer in layers:
-            found = [(key.split(":", 1)[1], status) for key, status in clause["items"].items()
-                     if key.split(":", 1)[0] == layer]
-            if not found:
-                cells.append("")
-            elif len({status for _, status in found}) == 1:
-                cells.append(SYMBOLS[found[0][1]])
-            else:
-                cells.append(" ".join(f"{SHORT_DTYPES.get(dtype, dtype)}{SYMBOLS[status]}" for dtype, status in found))
-        rows.append(f"| `{clause['id']}` | " + " | ".join(cells) + " |")
-    return header + rows
+        families.setdefault(clause["family"], []).append(clause)
+    lines = []
+    for family, clauses in families.items():
+        cells_by_clause = []
+        for clause in clauses:
+            by_layer: dict[str, list[tuple[str, str]]] = {}
+            for key, status in clause["items"].items():
+                layer, dtype = key.split(":", 1)
+                by_layer.setdefault(layer, []).append((dtype, status))
+            cells_by_clause.append(by_layer)
+        layers = [layer for layer in order if any(layer in cells for cells in cells_by_clause)]
+        if len(families) > 1:
+            lines += [f"#### {family}", ""]
+        lines += ["| clause | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
+        for clause, cells in zip(clauses, cells_by_clause):
+            lines.append(f"| `{clause['id']}` | " + " | ".join(_cell(cells.get(layer, [])) for layer in layers) + " |")
+        lines.append("")
+    return lines[:-1]
+
+
+def _cell(found: list[tuple[str, str]]) -> str:
+    """One symbol when every dtype agrees, else each dtype with its symbol."""
+    if not found:
+        return ""
+    if len({status for _, status in found}) == 1:
+        return SYMBOLS[found[0][1]]
+    return " ".join(f"{SHORT_DTYPES.get(dtype, dtype)}{SYMBOLS[status]}" for dtype, status in found)
 
 
 def _inline(text: str) -> str:

@@ -36,6 +36,7 @@ UNSUPPORTED = "not supported by backend"
 ITEM_FIXTURE = "conformance_item"
 DEFAULT_CLAUSE_TIMEOUT = 120.0
 CI_TRUE = ("true", "1", "yes")
+PARTIAL_REPORT_INTERVAL = 1.0  # seconds between partial reports under xdist (see ReportWriter)
 _KNOWN_RULE = pytest.StashKey()
 
 
@@ -140,8 +141,10 @@ def pytest_configure(config):
     config.pluginmanager.register(summary, "nnconform-summary")
     config.pluginmanager.register(XdistCollection(summary), "nnconform-xdist-collection")
     if paths:
+        uses_xdist = config.getoption("dist", "no") != "no" and bool(config.getoption("numprocesses", None))
         writer = ReportWriter(summary, {item.id: item for item in all_items(specs)}, st.describe,
-                              paths.get("conformance_json"), paths.get("conformance_md"))
+                              paths.get("conformance_json"), paths.get("conformance_md"),
+                              interval=PARTIAL_REPORT_INTERVAL if uses_xdist else 0.0)
         config.pluginmanager.register(writer, "nnconform-report")
 
 

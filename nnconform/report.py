@@ -180,19 +180,31 @@ def _clauses(items: list[dict]) -> list[dict]:
 
 class ReportWriter:
     """Writes the reports: a partial report whenever an item starts, the final one at
-    the end of the session (also after Ctrl-C or a crashed xdist worker)."""
+    the end of the session (also after Ctrl-C or a crashed xdist worker).
+
+    Without xdist a hard crash kills the process that writes, so the partial report
+    is rewritten at every item start: it then names the item the crash interrupted.
+    Under xdist a worker's crash is reported by the controller, and the partial
+    report only guards against the controller itself being killed: it is rewritten
+    at most once every ``interval`` seconds (each rewrite of a report of several
+    hundred items costs tens of milliseconds)."""
 
     def __init__(self, summary: ConformanceSummary, items_by_id: dict, describe, json_path: Path | None,
-                 md_path: Path | None):
+                 md_path: Path | None, interval: float = 0.0):
         self.summary, self.items_by_id, self.describe = summary, items_by_id, describe
-        self.json_path, self.md_path = json_path, md_path
+        self.json_path, self.md_path, self.interval = json_path, md_path, interval
         self.started, self.started_at = time.monotonic(), _now()
         self.meta: dict | None = None
+        self._last_partial = float("-inf")
         summary.listeners.append(self.write_partial)
 
     def write_partial(self) -> None:
         """Best effort: a failed partial write (a full disk) must not stop the run; the
         final write reports its own error."""
+        now = time.monotonic()
+        if now - self._last_partial < self.interval:
+            return
+        self._last_partial = now
         try:
             self._write(complete=False, exit_status=None)
         except OSError:

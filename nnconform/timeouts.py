@@ -1,6 +1,7 @@
 """Per-item time limits (--clause-timeout) for the conformance items, and what the
 run does after a hang (see nnconform.hangs): the hung layer's other items fail at
-once, and the rest run under the probe limit.
+once, the rest run under the probe limit, and once two layers have hung no
+further item runs.
 
 pytest-timeout puts the timer around the test call (func_only); this plugin
 implements its ``pytest_timeout_set_timer`` hook for conformance items on the main
@@ -20,8 +21,8 @@ import time
 import pytest
 import pytest_timeout
 
-from nnconform.hangs import (BACKEND_CALLS, PROBE_FLOOR_S, PROBE_FRACTION, ClauseTimeout, HangRegistry,
-                             NotRunAfterHang, diagnose, probe_limit)
+from nnconform.hangs import (BACKEND_CALLS, HUNG_LAYERS_STOP, PROBE_FLOOR_S, PROBE_FRACTION, ClauseTimeout,
+                             HangRegistry, NotRunAfterHang, diagnose, probe_limit)
 
 # After the limit, a hang the alarm cannot interrupt (native code that never returns
 # to Python) ends the process this many seconds later; see docs/reports.md.
@@ -37,14 +38,25 @@ class TimeLimits:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item):
-        """An item of a layer that hung earlier in the run is not waited on."""
+        """An item of a layer that hung earlier in the run is not waited on, nor is any
+        item once HUNG_LAYERS_STOP layers have hung."""
         conformance = self.item_of(item)
-        hang = self.registry.hung(conformance.layer) if conformance is not None else None
+        if conformance is None:
+            return
+        alone = f"check this one alone with: {self.reproduce(conformance)}"
+        hang = self.registry.hung(conformance.layer)
         if hang:
             raise NotRunAfterHang(
                 f"[{conformance.clause.id}] not run: the backend hung on layer {conformance.layer} earlier in this "
                 f"run ({hang['item']}: its {hang['call']} call did not return within {hang['limit']:g} s), so the "
-                f"layer's other items are not waited on; check this one alone with: {self.reproduce(conformance)}")
+                f"layer's other items are not waited on; {alone}")
+        hangs = self.registry.all()
+        if len(hangs) >= HUNG_LAYERS_STOP:
+            where = "; ".join(f"{entry['layer']} in {entry['item']}" for entry in hangs)
+            raise NotRunAfterHang(
+                f"[{conformance.clause.id}] not run: the backend hung on {len(hangs)} layers earlier in this run "
+                f"({where}), so no further item is waited on; leave those layers out with a skips file "
+                f"(layer=NAME) to check the others, or {alone}")
 
     @pytest.hookimpl(tryfirst=True, optionalhook=True)
     def pytest_timeout_set_timer(self, item, settings):

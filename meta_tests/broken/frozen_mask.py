@@ -1,4 +1,4 @@
-"""Dropout that draws one mask per input shape, keeps it in hidden backend-wide
+"""Dropout that draws one mask per input shape and p, keeps it in hidden backend-wide
 state and reuses it on every later call: a frozen random stream. Each single mask
 is a fair draw, so only a clause that compares calls can see it."""
 
@@ -15,9 +15,10 @@ class _FrozenMask(LayerWrapper):
         layer = self._layer
         if not layer.training or layer.inplace:
             return layer.forward(x)
-        if x.shape not in _MASKS:
-            _MASKS[x.shape] = layer._backend._rng.random(x.shape) >= layer.p
-        return dropout_forward(x.astype(np.float64), _MASKS[x.shape], layer.p).astype(x.dtype)
+        key = (x.shape, layer.rate)
+        if key not in _MASKS:
+            _MASKS[key] = layer._backend._rng.random(x.shape) >= layer.rate
+        return dropout_forward(x.astype(np.float64), _MASKS[key], layer.rate).astype(x.dtype)
 
 
 class Backend(WrappingBackend):

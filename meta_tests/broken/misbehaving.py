@@ -34,6 +34,15 @@ def _each_array(change):
     return state
 
 
+def _each_count(change):
+    """state() with num_batches_tracked, where the layer has one, replaced by change(value)."""
+    def state(self):
+        found = self._layer.state()
+        return {name: change(value) if name == "num_batches_tracked" and value is not None else value
+                for name, value in found.items()}
+    return state
+
+
 FAULTS = {backend.name: backend for backend in (
     _backend("seed_raises", seed=_raises("seed")),
     _backend("build_returns_none", build=lambda self, layer, params, dtype: None),
@@ -50,6 +59,6 @@ FAULTS = {backend.name: backend for backend in (
     _backend("state_returns_strings", {"state": _each_array(lambda value: "zeros")}),
     _backend("state_wrong_shape", {"state": _each_array(lambda value: np.concatenate([value, value[:1]]))}),
     _backend("state_scalar", {"state": _each_array(lambda value: np.float32(0.5))}),
-    _backend("state_count_not_int", {"state": lambda self: {**self._layer.state(), "num_batches_tracked": "many"}}),
+    _backend("state_count_not_int", {"state": _each_count(lambda count: "many")}),
     _backend("trainable_not_a_set", {"trainable": 3}),
 )}
