@@ -170,9 +170,12 @@ def unmatched(rules: list[Rule], items, backend_names: tuple[str, ...], version:
             and not any(rule.matches(item.id, item.clause.id, item.layer, item.dtype) for item in items)]
 
 
+def all_matches(rules: list[Rule], item, backend_names: tuple[str, ...], version: str | None = None) -> list[Rule]:
+    """Every rule that applies to the backend and names the item, in file order."""
+    return [rule for rule in rules if rule.applies_to_backend(backend_names, version)
+            and rule.matches(item.id, item.clause.id, item.layer, item.dtype)]
+
+
 def first_match(rules: list[Rule], item, backend_names: tuple[str, ...], version: str | None = None) -> Rule | None:
-    for rule in rules:
-        if rule.applies_to_backend(backend_names, version) and rule.matches(
-                item.id, item.clause.id, item.layer, item.dtype):
-            return rule
-    return None
+    found = all_matches(rules, item, backend_names, version)
+    return found[0] if found else None

@@ -22,7 +22,8 @@ import nnconform
 from nnconform import profiles
 from nnconform.backends import available_backends
 from nnconform.cli import suite_file
-from nnconform.expectations import ExpectationError, UnmatchedExpectationWarning, first_match, load_rules, unmatched
+from nnconform.expectations import (ExpectationError, UnmatchedExpectationWarning, all_matches, first_match, load_rules,
+                                    unmatched)
 from nnconform.items import all_items, unsupported_reason
 from nnconform.known import judge
 from nnconform.report import ReportPathError, ReportWriter, ensure_writable
@@ -265,8 +266,8 @@ def pytest_collection_modifyitems(config, items):
         if xfail := first_match(st.xfails, item, names, version):
             node.add_marker(pytest.mark.xfail(reason=f"xfails file {xfail.where}: {xfail.reason}",
                                               strict=config.getoption("strict_xfails")))
-        if deviation := first_match(known, item, names, version):
-            node.stash[_KNOWN_RULE] = deviation
+        if deviations := all_matches(known, item, names, version):
+            node.stash[_KNOWN_RULE] = deviations
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -274,9 +275,9 @@ def pytest_runtest_makereport(item, call):
     """A timed-out item's report is tagged; a known deviation's becomes its status."""
     report = yield
     mark_timeout(report, call)
-    deviation = item.stash.get(_KNOWN_RULE, None)
-    if deviation is not None:
-        judge(report, call, deviation, item.config.getoption("strict_xfails"))
+    deviations = item.stash.get(_KNOWN_RULE, None)
+    if deviations:
+        judge(report, call, deviations, item.config.getoption("strict_xfails"))
     return report
 
 

@@ -203,7 +203,8 @@ def compare_with_reference(ctx: CheckContext, name: str, got, want, conditioning
         worst = np.unravel_index(np.argmax(np.where(wrong, error / np.maximum(bound, 1e-300), 0)), error.shape)
         ctx.fail(f"{name} differs from the float64 reference in {describe_positions(wrong)}; worst at {tuple(map(int, worst))}: "
                  f"got {got64[worst]:.9g}, expected {want[worst]:.9g}, |error| {error[worst]:.3g} > allowed "
-                 f"{bound[worst]:.3g} ({ctx.case.layer}, {ctx.case.dtype}, {_params(ctx)})")
+                 f"{bound[worst]:.3g} ({ctx.case.layer}, {ctx.case.dtype}, {_params(ctx)}; values {ctx.case.values}, "
+                 f"layout {ctx.case.layout})")
 
 
 def _params(ctx: CheckContext) -> str:

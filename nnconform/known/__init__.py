@@ -51,13 +51,15 @@ def label(rule: Rule) -> str:
     return f"{PREFIX} {Path(rule.path).name}:{rule.line}: {rule.reason}"
 
 
-def judge(report, call, rule: Rule, strict: bool) -> None:
-    """Turn the call phase's report of an item with a known deviation into its
-    status, the way pytest's xfail does: the listed failure becomes an expected
-    failure, a pass is reported as no longer deviating (a failure under strict),
-    and any other outcome (another failure, a timeout, a skip) is left alone."""
+def judge(report, call, rules: list[Rule], strict: bool) -> None:
+    """Turn the call phase's report of an item with known deviations (every rule that
+    names the item, in file order) into its status, the way pytest's xfail does: a
+    failure that one of the rules' match= finds becomes an expected failure, a pass
+    is reported as no longer deviating (a failure under strict), and any other
+    outcome (another failure, a timeout, a skip) is left alone."""
     if call.when != "call":
         return
+    rule = rules[0]
     text = label(rule)
     if call.excinfo is None:
         if strict:
@@ -67,8 +69,10 @@ def judge(report, call, rule: Rule, strict: bool) -> None:
         return
     if call.excinfo.errisinstance((pytest.skip.Exception, KeyboardInterrupt, ClauseTimeout)):
         return
-    if rule.matches_failure(report.longreprtext):
-        report.outcome, report.wasxfail = "skipped", text
+    found = next((candidate for candidate in rules if candidate.matches_failure(report.longreprtext)), None)
+    if found is not None:
+        report.outcome, report.wasxfail = "skipped", label(found)
     else:
-        report.sections.append(("nnconform", f"this failure is not the {text} (its match= did not find "
-                                             f"{rule.qualifiers.get('match')!r} in the failure)"))
+        wanted = ", ".join(repr(candidate.qualifiers.get("match")) for candidate in rules)
+        report.sections.append(("nnconform", f"this failure is not the {text} (no match= of the known "
+                                             f"deviations listed for this item found it: {wanted})"))
