@@ -194,7 +194,8 @@ def markdown(results: dict) -> str:
     for key in ("n0", "n2"):
         lines += [f"### -n {key[1]}", "", *_table(["phase", "seconds"], full["phases_" + key])]
     lines += ["## Time per example by check kind (-n 0, torch CPU)", "",
-              "Drawing, backend and check columns appear when the runner records its timing split.", "",
+              "Drawing, backend and check columns appear when the runner records its split in the item's record "
+              "(`record[\"timing\"] = {\"draw\": s, \"backend\": s, \"check\": s}`).", "",
               *_table(["check", "items", "examples", "s in examples", "ms/example", "draw ms", "backend ms", "check ms"],
                       [[r["check"], r["items"], r["examples"], r["seconds"], r["ms_per_example"],
                         r.get("draw_ms"), r.get("backend_ms"), r.get("check_ms")] for r in results["per_check"]]),
