@@ -67,6 +67,7 @@ def phases(launch: float, end: float, controller: dict, workers: list[dict]) -> 
         last = max(w["events"]["last_test_end"] - launch for w in workers)
         rows.append(("controller: last worker's last test to session end (worker shutdown, summary, reports)",
                      round(c["sessionfinish_end"] - last, 3)))
+    rows += [(f"{doc['role']}: CPU seconds up to its unconfigure", doc.get("cpu_seconds")) for doc in [controller, *workers]]
     rows.append(("interpreter exit", round(end - launch - c["unconfigure"], 3)))
     rows.append(("total (wall)", round(end - launch, 3)))
     return rows

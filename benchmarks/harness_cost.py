@@ -89,21 +89,25 @@ def cpu_seconds(function, *args) -> tuple[float, object]:
 
 
 def measure(backend=None, selection=SELECTION, max_examples: int = MAX_EXAMPLES, rounds: int = ROUNDS) -> dict:
-    """After one untimed warm-up (first-call imports and caches), `rounds` rounds
-    in which each item runs right after a numpy workload. The suite's time is the
-    sum over items of each item's fastest round; the numpy workload's the fastest
-    of all its runs. Minima, since load only ever adds time."""
+    """After an untimed one-example warm-up of each item (first-call imports and
+    caches), `rounds` rounds in which each item runs right after a numpy workload.
+    The suite's time is the sum over items of each item's fastest round; the numpy
+    workload's the fastest of all its runs. Minima, since load only ever adds time."""
     if backend is None:
         from nnconform.backends.torch_backend import TorchBackend
         backend = TorchBackend()
     runner, items = make_runner(backend, max_examples), selected_items(selection)
     numpy_workload()
-    examples = sum(run_item(runner, item) for item in items)
-    numpy_times, item_times = [], {item.id: [] for item in items}
+    warm_up = make_runner(backend, 1)
+    for item in items:
+        run_item(warm_up, item)
+    numpy_times, item_times, examples = [], {item.id: [] for item in items}, {}
     for _ in range(rounds):
         for item in items:
             numpy_times.append(cpu_seconds(numpy_workload)[0])
-            item_times[item.id].append(cpu_seconds(run_item, runner, item)[0])
+            seconds, examples[item.id] = cpu_seconds(run_item, runner, item)
+            item_times[item.id].append(seconds)
+    examples = sum(examples.values())
     suite = sum(min(times) for times in item_times.values())
     per_example, numpy_once = suite / examples, min(numpy_times)
     return {"ratio": round(per_example / numpy_once, 4), "suite_ms_per_example": round(1000 * per_example, 3),

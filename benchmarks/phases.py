@@ -5,7 +5,7 @@ controller and in every xdist worker, for benchmarks/run.py.
 
 Each process writes its own timeline (epoch seconds, so the processes line up):
 its start (from /proc, where there is one), configure, collection, its first and
-last test, and session finish. The controller adds, per item, pytest's setup, call
+last test, and session finish, and the CPU seconds it used up to its unconfigure. The controller adds, per item, pytest's setup, call
 and teardown durations and the item's record (examples, seconds and, where the
 runner provides it, the "timing" split into draw, backend and check seconds).
 Observing only: it changes no outcome, and it imports nothing of the suite.
@@ -29,14 +29,13 @@ def pytest_addoption(parser):
 
 
 def process_start() -> float | None:
-    """When this process started, in epoch seconds (Linux: /proc; else None)."""
+    """When this process started, in epoch seconds (Linux: /proc, to 10 ms; else None)."""
     try:
         fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[19])  # field 22, starttime, counted after the command name
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, StopIteration, IndexError):
+        started_after_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - (uptime - started_after_boot)
+    except (OSError, ValueError, IndexError):
         return None
 
 
@@ -106,7 +105,7 @@ class Timeline:
         if not self.path:
             return
         path = Path(self.path if self.role == "controller" else f"{self.path}.{self.role}")
-        document = {"role": self.role, "events": self.events}
+        document = {"role": self.role, "events": self.events, "cpu_seconds": round(time.process_time(), 3)}
         if self.role == "controller":
             document["items"] = self.items
         path.write_text(json.dumps(document) + "\n")
