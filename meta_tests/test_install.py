@@ -119,7 +119,7 @@ def test_installed_nnconform_command_runs_from_a_project_directory(tmp_path):
     (project / "conformance-xfails.txt").write_text(
         "dropout.eval.identity  backend=mypkg  # eval-mode dropout scales its input (mypkg#12)\n")
     command = [str(installed / "bin" / "nnconform"), "--backend", "mypkg.layers:Backend", "-n", "2",
-               "--seed", "1", "--max-examples", "3", "-k", "dropout.eval.identity or dropout.edge.p-zero",
+               "--seed", "1", "--max-examples", "3", "-k", "dropout.eval.identity:Dropout: or dropout.edge.p-zero:Dropout:",
                "--xfails-file", "conformance-xfails.txt",
                "--conformance-json", "reports/conformance.json", "--conformance-md", "reports/conformance.md"]
     result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300,

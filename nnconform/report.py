@@ -153,8 +153,15 @@ def _item_entry(item, status: str, outcome) -> dict:
         "reason": (outcome.reason or None) if outcome else None,
         "statistics": [_finite(evidence) for evidence in record.get("statistics", [])],
         "limited": str(record["limited"]) if record.get("limited") else None,
+        "looseness": _looseness(record.get("looseness")),
         "conventions": {str(k): str(v) for k, v in record["conventions"].items()} if record.get("conventions") else None,
     }
+
+
+def _looseness(value) -> float | None:
+    """The largest observed error over the allowed one in a reference comparison of the
+    item (1 is the bound itself); None when the item made no finite comparison."""
+    return round(float(value), 6) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def _verdict(complete: bool, exit_status: int | None, nothing_checked: bool, failing: bool) -> str:
