@@ -3,7 +3,7 @@
 The layer runs one forward call with ``requires_grad`` set, then ``backward`` with
 a grad_output the check chooses; the gradients are judged against the float64
 reference run on exactly what the layer had: the input rounded to its dtype, the
-layer's state before the call, and (for dropout) the mask of that same call, read
+layer's state before the call, and (for a random layer) the mask of that same call, read
 off its output.
 """
 
@@ -112,7 +112,7 @@ def gradient_error_scales(ctx: CheckContext, stats: dict, grad: np.ndarray, befo
     the mean, 1 + max|x| * inv_std: an ulp of the largest input, divided by the
     spread, is the error of xhat. The input gradient's terms are means over the
     statistic's members of g = grad * gain, so their scale is the largest |g| among
-    them: where a statistic spans several channels (group norm), channels with other
+    them: where a statistic spans several channels (a grouped reduction), channels with other
     weights than the element's own enter it. A trainable field that starts at 1 is a
     gain (its gradient sums grad * xhat), one that starts at 0 a shift (it sums grad).
     """

@@ -34,7 +34,7 @@ def magnitudes(ctx: CheckContext, x64: np.ndarray) -> tuple[float, np.ndarray]:
     """The magnitudes a unit's rounding error scales with: a layer may compute an output
     as a product plus the shift in its own dtype, each rounded, so a kept unit may be off
     by rtol * (|scale * x| + |shift|) and a dropped one by rtol * (|dropped - shift| +
-    |shift|) (alpha dropout's dropped value a*alpha' + b is such a sum, and cancels as p
+    |shift|) (a dropped value that is itself a*alpha' + b is such a sum, and cancels as p
     nears 1). Without a shift these are |kept value| and |dropped value|."""
     dropped, scale, shift = unit_values(ctx)
     shift = shift if np.isfinite(shift) else 0.0
@@ -55,7 +55,7 @@ def matches(ctx: CheckContext, out64: np.ndarray, want, magnitude=None) -> np.nd
 
 def distinct_input(ctx: CheckContext, index: int = 0, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """A drawn input in which no unit's kept value equals the dropped value (an exact
-    zero for dropout), so that every unit's fate can be read off the output."""
+    zero where dropped units are zeroed), so that every unit's fate can be read off the output."""
     x = ctx.case.batch(index, shape)
     dropped, scale, shift = unit_values(ctx)
     if not np.isfinite(scale):

@@ -58,7 +58,7 @@ def drop_rate(ctx: CheckContext) -> None:
 def mean_preservation(ctx: CheckContext) -> None:
     p, delta, power = _settings(ctx)
     if p >= 1.0:
-        return  # the mean of an all-dropped output is 0 by clause dropout.edge.p-one
+        return  # an all-dropped output is judged by the family's p-one clause
     n = stats.mean_preservation_sample_size(p, ctx.alpha, delta, power)
     x = _tiled(ctx, distinct_input(ctx), n)
     out = ctx.forward(_train_layer(ctx), x.copy())
