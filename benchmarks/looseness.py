@@ -26,23 +26,34 @@ def table(report: dict) -> str:
     """Markdown: one row a clause with reference comparisons, one column a dtype; each
     cell the largest looseness over the clause's layers, '·' where none was made."""
     worst: dict[str, dict[str, float]] = defaultdict(dict)
+    deviating: set[tuple[str, str]] = set()
     for item in report["items"]:
         value = item.get("looseness")
         if value is None:
             continue
+        if item["status"] not in ("passed", "no-longer-deviates", "now-passing"):  # a failure's error is a finding, not the bound's looseness
+            deviating.add((item["clause"], item["dtype"]))
+            worst[item["clause"]].setdefault(item["dtype"], None)
+            continue
         cell = worst[item["clause"]]
-        cell[item["dtype"]] = max(cell.get(item["dtype"], 0.0), value)
+        cell[item["dtype"]] = max(cell.get(item["dtype"]) or 0.0, value)
     backend = report.get("backend", {})
     name = backend.get("name", "?") if isinstance(backend, dict) else backend
     version = backend.get("version", "") if isinstance(backend, dict) else ""
     lines = [f"Largest observed error / allowed error, per clause and dtype, on `{name}` {version} "
              f"(profile {report['run'].get('profile')}, {report['run'].get('max_examples')} examples per item; worst over each clause's layers and examples; "
-             f"at most 1 in a passing run). Clauses without reference comparisons are left out.", "",
+             f"passing items only; † marks a cell where some item failed or is a known deviation, whose "
+             f"error is a finding, not the bound's). Clauses without reference comparisons are left out.", "",
              "| clause | " + " | ".join(DTYPES) + " |", "|---|" + "---|" * len(DTYPES)]
     for clause in sorted(worst):
-        cells = [f"{worst[clause][d]:.3g}" if d in worst[clause] else "·" for d in DTYPES]
+        cells = [_cell(worst[clause].get(d, "·"), (clause, d) in deviating) for d in DTYPES]
         lines.append(f"| `{clause}` | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(value, deviates: bool) -> str:
+    text = "·" if value in ("·", None) else f"{value:.3g}"
+    return f"{text} †" if deviates else text
 
 
 def write(path: Path, body: str) -> None:
