@@ -209,3 +209,29 @@ def test_match_is_only_for_known_deviations_files(tmp_path):
 ])
 def test_version_qualifier_is_a_pep440_specifier(specifier, version, expected):
     assert version_matches(specifier, version) is expected
+
+
+def test_an_item_with_several_known_deviations_takes_the_one_whose_match_finds_the_failure(tmp_path):
+    """Two findings may name one item (a float16 overflow and an unbatched-shape bug):
+    the failure is the known deviation whose match= finds it, and a failure that none
+    finds stays a failure, naming every match= it tried."""
+    from types import SimpleNamespace
+
+    from nnconform.known import judge
+    path = tmp_path / "known.txt"
+    path.write_text("x.clause  match=overflow  # first — docs/findings.md#a\n"
+                    "x.clause  match=partly.dropped  # second — docs/findings.md#b\n")
+    rules = load_rules(path, KNOWN_KIND)
+    call = SimpleNamespace(when="call", excinfo=SimpleNamespace(errisinstance=lambda kinds: False))
+
+    def judged(text):
+        report = SimpleNamespace(outcome="failed", longreprtext=text, sections=[], wasxfail=None)
+        judge(report, call, rules, strict=False)
+        return report
+
+    second = judged("a unit is a whole channel, but 3 of 8 channels are partly dropped")
+    assert second.outcome == "skipped" and "second" in second.wasxfail
+    first = judged("kept units overflow to inf")
+    assert first.outcome == "skipped" and "first" in first.wasxfail
+    other = judged("output differs from the float64 reference")
+    assert other.outcome == "failed" and "'overflow', 'partly.dropped'" in other.sections[0][1]
