@@ -243,4 +243,5 @@ def check_finite(ctx: CheckContext, name: str, values: np.ndarray, reference: np
     if reference is not None:
         bad &= np.isfinite(reference)
     if bad.any():
-        ctx.fail(f"{name} has non-finite values (NaN or inf) where finite ones are expected: {describe_positions(bad)}")
+        ctx.fail(f"{name} has non-finite values (NaN or inf) where finite ones are expected: {describe_positions(bad)} "
+                 f"(values {ctx.case.values}, layout {ctx.case.layout})")
