@@ -241,3 +241,16 @@ class ZooBackend:
             return self.batchnorm_class(layer, dict(params), numpy_dtype(dtype))
         raise ValueError(f"backend {self.name!r} has no layer {layer!r}")
 
+
+class BufferState:
+    """state() and load_state() for a numpy zoo layer that keeps its parameters and
+    buffers in ``self.buffers`` (None where absent) in ``self.dtype``."""
+
+    def state(self) -> dict:
+        return {name: None if value is None else value.copy() for name, value in self.buffers.items()}
+
+    def load_state(self, values: dict) -> None:
+        for name, value in values.items():
+            if self.buffers.get(name) is None:
+                raise ValueError(f"the layer has no {name} to set")
+            self.buffers[name] = np.asarray(value).astype(self.dtype)

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from meta_tests.zoo.base import work_dtype
+from meta_tests.zoo.base import BufferState, work_dtype
 from nnconform.backend_api import Capabilities
 from nnconform.dtypes import numpy_dtype
 from nnconform.reference import groupnorm as groupnorm_reference
@@ -28,7 +28,7 @@ def broadcast(values: np.ndarray, ndim: int) -> np.ndarray:
     return np.reshape(values, (1, -1) + (1,) * (ndim - 2))
 
 
-class NumpyNorm:
+class NumpyNorm(BufferState):
     """What group and instance normalization share: per-channel weight and bias
     (weight absent without affine, bias absent without affine or with bias=False)."""
     trainable = frozenset({"weight", "bias"})
@@ -53,15 +53,6 @@ class NumpyNorm:
 
     def eval(self):
         self.training = False
-
-    def state(self) -> dict:
-        return {name: None if value is None else value.copy() for name, value in self.buffers.items()}
-
-    def load_state(self, values: dict) -> None:
-        for name, value in values.items():
-            if self.buffers.get(name) is None:
-                raise ValueError(f"the layer has no {name} to set")
-            self.buffers[name] = np.asarray(value).astype(self.dtype)
 
     def working_copy(self, x: np.ndarray) -> np.ndarray:
         """The input in the work dtype, read through its strides."""

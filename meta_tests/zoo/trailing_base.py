@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from meta_tests.zoo.base import ZooBackend, work_dtype
+from meta_tests.zoo.base import BufferState, ZooBackend, work_dtype
 from nnconform.backend_api import Capabilities
 from nnconform.dtypes import dtype_name, numpy_dtype
 from nnconform.reference import layernorm as layernorm_reference
@@ -23,7 +23,7 @@ from nnconform.reference import rmsnorm as rmsnorm_reference
 TRAILING = ("LayerNorm", "RMSNorm")
 
 
-class NumpyTrailingNorm:
+class NumpyTrailingNorm(BufferState):
     """What layer and RMS normalization share: state, input check, axes, affine."""
     reference = None
     centered = True
@@ -63,15 +63,6 @@ class NumpyTrailingNorm:
         if self.has_bias:
             state["bias"] = np.zeros(shape, self.dtype) if self.bias_on() else None
         return state
-
-    def state(self) -> dict:
-        return {name: None if value is None else value.copy() for name, value in self.buffers.items()}
-
-    def load_state(self, values: dict) -> None:
-        for name, value in values.items():
-            if self.buffers.get(name) is None:
-                raise ValueError(f"the layer has no {name} to set")
-            self.buffers[name] = np.asarray(value).astype(self.dtype)
 
     def check_input(self, x: np.ndarray) -> None:
         shape = self.normalized_shape
