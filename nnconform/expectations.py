@@ -21,6 +21,8 @@ usual), and its reason must link the finding: ``# reason — docs/findings.md#an
 
 from __future__ import annotations
 
+import functools
+
 import fnmatch
 import re
 from dataclasses import dataclass, field
@@ -84,6 +86,7 @@ class Rule:
         return pattern is None or re.search(pattern, text) is not None
 
 
+@functools.lru_cache(maxsize=None)
 def version_matches(specifier: str, version: str | None) -> bool:
     """PEP 440: does the backend's version satisfy the specifier? Pre-releases and
     local versions (2.13.0+cpu) count as their release; no or an unparsable version

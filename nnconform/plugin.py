@@ -14,9 +14,13 @@ import argparse
 import os
 import shutil
 import signal
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import settings
+
+if TYPE_CHECKING:  # the runner imports the checks and scipy, which a controller never needs
+    from nnconform.runner import Runner
 
 import nnconform
 from nnconform import profiles
@@ -28,7 +32,6 @@ from nnconform.items import all_items, unsupported_reason
 from nnconform.known import judge
 from nnconform.report import ReportPathError, ReportWriter, ensure_writable
 from nnconform.run_state import RunState
-from nnconform.runner import Runner
 from nnconform.spec import SpecError, load_specs
 from nnconform.summary import ConformanceSummary, XdistCollection
 from nnconform.timeouts import TimeLimits, mark_timeout
@@ -284,6 +287,13 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def conformance_runner(request) -> Runner:
     return state(request.config).runner()
+
+
+@pytest.fixture
+def conformance_expected_failure(request) -> bool:
+    """Whether the item is expected to fail (an xfails line or a known deviation): its
+    failing example then needs no shrinking, which on large inputs costs seconds."""
+    return bool(request.node.stash.get(_KNOWN_RULE, None) or request.node.get_closest_marker("xfail"))
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from nnconform.hangs import HangRegistry
 from nnconform.items import decision_alpha
 from nnconform.known import builtin_name, load_known
 from nnconform.report import platform_info
-from nnconform.runner import Runner
 
 
 class RunState:
@@ -79,7 +78,10 @@ class RunState:
                     raise pytest.UsageError(f"nnconform's own {error}") from None
         return self._known
 
-    def runner(self) -> Runner:
+    def runner(self):
+        """The item runner (imported here: it pulls in the checks and scipy, which an
+        xdist controller, which runs no item, never needs)."""
+        from nnconform.runner import Runner
         config = self.config
         options = [f"--spec-dir={config.getoption('spec_dir')}"] if config.getoption("spec_dir") else []
         if self.strict_conventions:

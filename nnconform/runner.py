@@ -8,13 +8,17 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import given, seed, settings
+from hypothesis import Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
 from nnconform.checks import CHECKS, CheckContext, ClauseFailure
+from nnconform.checks.context import NotExercised
 from nnconform.items import Item, pinned_clauses
 from nnconform.strategies import draw_case, unsupported_values
+
+
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target)
 
 
 @dataclass
@@ -40,10 +44,11 @@ class Runner:
             self._pinned[item.id] = pinned_clauses(item.clause)
         return self._pinned[item.id]
 
-    def run(self, item: Item, evidence: dict) -> None:
-        """Run the item's examples; raise the minimal failure. Writes evidence for the
-        report as it goes: examples run, and for statistical clauses alpha, n and
-        the statistic of each decision."""
+    def run(self, item: Item, evidence: dict, shrink: bool = True) -> None:
+        """Run the item's examples; raise the minimal failure (the first one found when
+        ``shrink`` is False: for an item expected to fail, whose failure is known).
+        Writes evidence for the report as it goes: examples run, and for statistical
+        clauses alpha, n and the statistic of each decision."""
         check = CHECKS[item.clause.check]
         evidence["examples"] = 0
         alpha = self.alpha if item.clause.statistical else None
@@ -61,16 +66,19 @@ class Runner:
         if judged_under:
             evidence["conventions"] = judged_under
 
-        def examples(clause, count: int, seed_value: int):
+        def examples(clause, count: int, seed_value: int, pinned: bool = False):
             @seed(seed_value)
-            @settings(max_examples=count)
+            @settings(max_examples=count, **({} if shrink else {"phases": NO_SHRINK}))
             @given(data=st.data())
             def conformance_example(data):
                 case = draw_case(data, clause, item.layer, item.dtype, supports)
-                context = CheckContext(clause, case, self.backend, alpha, notes=notes, conventions=conventions)
+                context = CheckContext(clause, case, self.backend, alpha, notes=notes, conventions=conventions,
+                                       pinned=pinned)
                 evidence["examples"] += 1
                 try:
                     check(context)
+                except NotExercised:
+                    pass  # a pinned example that exercised nothing is no evidence; the drawn ones must be
                 finally:
                     if context.evidence:
                         evidence.setdefault("statistics", []).append(context.evidence)
@@ -88,7 +96,7 @@ class Runner:
             # every run, one pinned example each, before the drawn examples.
             for offset, clause in enumerate(self.pinned(item), start=1):
                 if supports is None or unsupported_values(clause, supports) is None:  # a pinned value the backend declared unsupported is skipped
-                    examples(clause, 1, item.seed(self.base_seed) + offset)
+                    examples(clause, 1, item.seed(self.base_seed) + offset, pinned=True)
             examples(item.clause, item.examples(self.max_examples), item.seed(self.base_seed))
         except (ClauseFailure, BaseExceptionGroup) as error:
             failures = _clause_failures(error)

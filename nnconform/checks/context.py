@@ -18,6 +18,11 @@ from nnconform.strategies import Case
 _LAYER_METHODS = ("forward", "train", "eval", "state")
 
 
+class NotExercised(Exception):
+    """A pinned example did not exercise the clause's property: the runner counts it as
+    no evidence and moves on (drawing replacements for a pinned value repeats its cost)."""
+
+
 class ClauseFailure(AssertionError):
     """The backend broke the clause. The message starts with the clause id."""
 
@@ -31,6 +36,7 @@ class CheckContext:
     evidence: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)  # item-wide: why examples were not evidence, limits
     conventions: dict = field(default_factory=dict)  # the family's conventions, as the backend follows them
+    pinned: bool = False  # a pinned example (a domain's include value): not replaced when not exercised
 
     @property
     def backend_name(self) -> str:
@@ -42,9 +48,12 @@ class CheckContext:
 
     def not_exercised(self, why: str) -> NoReturn:
         """This example did not exercise the clause's property (no kept unit, no state
-        to watch): it is not evidence, and Hypothesis draws another in its place. An
-        item none of whose examples exercised it fails, saying why."""
+        to watch): it is not evidence, and Hypothesis draws another in its place (a
+        pinned example is not replaced: NotExercised ends it). An item none of whose
+        drawn examples exercised it fails, saying why."""
         self.notes["not exercised"] = why
+        if self.pinned:
+            raise NotExercised(why)
         reject()
 
     def seed(self, offset: int = 0) -> None:
@@ -211,12 +220,13 @@ def _state_problem(value, reference) -> str | None:
         array = np.asarray(value)
     except Exception as error:
         return f"{type(value).__name__}, which numpy cannot read ({type(error).__name__}: {error_text(error)})"
-    found = f"{type(value).__name__} {_brief(array)}"
+    def found() -> str:  # formatted only for a problem: array2string costs ~0.1 ms a call
+        return f"{type(value).__name__} {_brief(array)}"
     if isinstance(reference, int):
         if array.ndim != 0 or array.dtype.kind not in "iu":
-            return f"{found}, expected an int"
+            return f"{found()}, expected an int"
     elif not is_real(array.dtype):
-        return f"{found}, expected a numeric array, an int or None"
+        return f"{found()}, expected a numeric array, an int or None"
     elif reference is not None and array.shape != np.shape(reference):
         return f"an array of shape {array.shape}, expected shape {np.shape(reference)} as the reference's"
     return None

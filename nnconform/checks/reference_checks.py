@@ -19,7 +19,7 @@ from nnconform.dtypes import accumulation_eps, dtype_eps, dtype_max
 
 def survivor_scale(ctx: CheckContext) -> None:
     """Kept units equal x times the clause's expected scale (plus the family's shift).
-    The input is tiled so that about 20 units are expected to survive even at p near 1,
+    The input is tiled so that about 8 units are expected to survive even at p near 1,
     where a 16-bit scale overflows: the verdict there must not depend on luck."""
     try:
         scale = ctx.clause.options["expected"](ctx.case.names())

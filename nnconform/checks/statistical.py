@@ -14,7 +14,8 @@ import numpy as np
 from nnconform import moments
 from nnconform import statistics as stats
 from nnconform.checks.context import CheckContext, check_finite
-from nnconform.checks.masks import _tolerance, count_units, distinct_input, dropped_units, magnitudes, rate, unit_values
+from nnconform.checks.masks import (_tolerance, count_units, distinct_input, dropped_units, magnitudes, rate,
+                                   repeated_dropped_units, unit_values)
 from nnconform.dtypes import numpy_dtype
 
 SERIAL_MIN_UNITS = 20_000  # past the few-thousand-unit period of a weak generator
@@ -74,7 +75,7 @@ def position_uniformity(ctx: CheckContext) -> None:
     x = distinct_input(ctx)
     calls = stats.position_uniformity_sample_size(p, count_units(ctx, x), ctx.alpha, delta, power)
     layer = _train_layer(ctx)
-    masks = np.stack([dropped_units(ctx, layer, x).ravel() for _ in range(calls)])
+    masks = repeated_dropped_units(ctx, layer, x, calls)
     _decide(ctx, stats.position_uniformity_test(masks, p, ctx.alpha))
 
 
@@ -110,7 +111,7 @@ def dispersion(ctx: CheckContext) -> None:
     x = distinct_input(ctx)
     rows = stats.dispersion_sample_size(p, count_units(ctx, x), ctx.alpha, power)
     layer = _train_layer(ctx)
-    masks = np.stack([dropped_units(ctx, layer, x).ravel() for _ in range(rows)])
+    masks = repeated_dropped_units(ctx, layer, x, rows)
     _decide(ctx, stats.dispersion_test(masks, p, ctx.alpha))
 
 
