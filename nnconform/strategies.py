@@ -132,19 +132,27 @@ def shape_strategy(clause: Clause, layer: str) -> st.SearchStrategy[tuple[tuple[
     size 1, and sometimes two axes forced equal (where a wrong channel axis hides)."""
     ranges = [(r, b) for r, b in ((clause.layer_ranks[layer], True), (clause.unbatched_ranks.get(layer), False))
               if r is not None and max(r[0], clause.input.ranks[0]) <= min(r[1], clause.input.ranks[1])]
-    ranks = [(rank, batched) for (low, high), batched in ranges
-             for rank in range(max(low, clause.input.ranks[0]), min(high, clause.input.ranks[1]) + 1)]
-    side_low, side_high = clause.input.side
-    per_channel = clause.input.per_channel
+    ranks = tuple((rank, batched) for (low, high), batched in ranges
+                  for rank in range(max(low, clause.input.ranks[0]), min(high, clause.input.ranks[1]) + 1))
     normalization = clause.model.normalization if clause.model else None
+    return _shapes(ranks, tuple(clause.input.side), clause.input.per_channel, normalization)
+
+
+@functools.lru_cache(maxsize=None)
+def _shapes(ranks: tuple, side: tuple[int, int], per_channel, normalization) -> st.SearchStrategy:
+    """One strategy per distinct input domain, shared by every item and pinned clause that
+    has it: Hypothesis reads a composite's source when it is defined (tens of ms each).
+    The sides of each rank are a fixed-length tuple of integers, one choice per axis."""
+    sides = {rank: st.tuples(*[st.integers(*side)] * rank) for rank, _ in ranks}
+    pairs = {rank: st.sampled_from([(i, j) for i in range(rank) for j in range(i + 1, rank)]) for rank, _ in ranks}
+    choose_rank = st.sampled_from(ranks)
 
     @st.composite
     def shapes(draw):
-        rank, batched = draw(st.sampled_from(ranks), label="rank")
-        shape = list(draw(hnp.array_shapes(min_dims=rank, max_dims=rank, min_side=side_low, max_side=side_high),
-                          label="sides") if rank else ())
+        rank, batched = draw(choose_rank, label="rank")
+        shape = list(draw(sides[rank], label="sides"))
         if rank >= 2 and draw(st.booleans(), label="two axes equal"):
-            i, j = draw(st.sampled_from([(i, j) for i in range(rank) for j in range(i + 1, rank)]), label="equal axes")
+            i, j = draw(pairs[rank], label="equal axes")
             shape[j] = shape[i]
         if per_channel is not None and rank >= 2:
             shape = _members(shape, batched, per_channel, normalization)
