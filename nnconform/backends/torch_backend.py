@@ -152,7 +152,11 @@ class TorchLayer:
             raise RuntimeError("backward needs a forward call made with requires_grad = True first")
         leaf, out = self._graph
         self._graph = None
-        out.backward(to_tensor(grad_output, self.device))
+        # (out * g).sum().backward() gives out's gradient g exactly (the sum's gradient is
+        # ones, the product's is ones * g), bit for bit what out.backward(g) gives; but
+        # out.backward(g) goes through autograd's _make_grads, which imports sympy (about
+        # half a second, once per process).
+        (out * to_tensor(grad_output, self.device)).sum().backward()
         grads = {"input": leaf.grad}
         for name, parameter in self.module._parameters.items():
             grads[name] = None if parameter is None else parameter.grad
