@@ -50,3 +50,16 @@ def test_a_wrong_overflow_still_fails(got, want, says):
 def test_float32_is_unaffected_within_its_range():
     with pytest.raises(ClauseFailure, match="non-finite"):
         _judge("float32", [np.inf, -1.0605], [70835.3, -1.0606])
+
+
+def test_an_infinity_within_a_bound_wider_than_the_range_is_accepted_on_either_side():
+    """Found by repeat run seed 2007: a float16 GroupNorm input gradient of a
+    tiny-variance group, eps 1e-12, came out +inf where the reference is -33701 and the
+    derived bound (the gradient's conditioning) allows an error of 2.15e6. The bound
+    admits values past +65504, so +inf (their rounding) is within it."""
+    wide = np.array([1.1e9, 0.0])  # rounding scale: 2 * 2**-10 * 1.1e9, a bound of about 2e6 at the first unit
+    got = np.array([np.inf, -1.0605]).astype(np.float16)
+    context = _context("float16")
+    compare_with_reference(context, "input gradient", got, np.array([-33701.4, -1.0606]), (wide, np.zeros(2)))
+    with pytest.raises(ClauseFailure, match="non-finite"):  # a narrow bound: float16 holds -33701, inf is wrong
+        compare_with_reference(context, "input gradient", got, np.array([-33701.4, -1.0606]), (np.zeros(2), np.zeros(2)))
