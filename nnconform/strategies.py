@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from nnconform.dtypes import dtype_eps, numpy_dtype
 from nnconform.spec import Clause, Domain
