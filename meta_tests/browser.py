@@ -74,14 +74,15 @@ def cell(driver, clause: str, backend: str):
 
 
 def open_details(driver, clause: str, backend: str):
-    """Click a cell and wait until its details are shown; returns the details panel."""
+    """Click a cell (on its first symbol: a findings link in it leads away) and wait until
+    its details are shown; returns the details panel."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     target = cell(driver, clause, backend)
     driver.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'center'})", target)
-    target.click()
+    target.find_element(By.CSS_SELECTOR, ".sym").click()
     panel = driver.find_element(By.ID, "details")
     WebDriverWait(driver, 10).until(expected_conditions.visibility_of(panel))
     return panel

@@ -118,7 +118,8 @@
     selected = cell;
     cell.classList.add("selected");
     panel.hidden = false;
-    body.scrollTop = 0;
+    document.body.classList.add("with-details");
+    panel.scrollTop = 0;
   }
 
   document.getElementById("matrix").addEventListener("click", (event) => {
@@ -131,6 +132,7 @@
   });
   function close() {
     panel.hidden = true;
+    document.body.classList.remove("with-details");
     if (selected) selected.classList.remove("selected");
   }
   document.getElementById("close").addEventListener("click", close);

@@ -61,7 +61,7 @@ def _cell(cell: Cell, row: int, col: int, findings: str) -> str:
     mixed = len(counts) > 1
     parts = []
     for key, number in counts or [("not-run", 0)]:
-        text = SYMBOL[key] + (f"<sub>{number}</sub>" if mixed else "")
+        text = f'<span class="sym">{SYMBOL[key]}' + (f"<sub>{number}</sub>" if mixed else "") + "</span>"
         if key == "convention":
             text += f' <span class="note">{html.escape("; ".join(cell.conventions()))}</span>'
         if key == "known":

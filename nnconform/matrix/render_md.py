@@ -59,7 +59,7 @@ def summary_cell(column: Column) -> str:
         parts.append(" · ".join(f"{label} {counts[label]}" for label in ("passed", "known", "unsupported", "failed"))
                      + (f" · not run {counts['not run']}" if counts["not run"] and column.state == "finished" else ""))
     facts = []
-    if column.seconds is not None and column.report:
+    if column.seconds is not None:
         facts.append(f"{column.seconds:.0f} s")
     if column.version:
         facts.append(f"{column.name or column.spec} {column.version}" + (f" ({column.device})" if column.device else ""))

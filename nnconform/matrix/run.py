@@ -43,6 +43,7 @@ PROBE_LIMIT = 300  # seconds: loading a backend (importing its framework) never 
 TAIL_LINES = 30
 TAIL_CHARS = 4000
 KILL_GRACE = 10  # seconds between SIGTERM and SIGKILL to a run's process group
+_HEADLINE = re.compile(r"^(Fatal Python error:|Traceback \(most recent call last\)|ERROR:|[\w.]+(Error|Exception): )")
 
 
 @dataclass(frozen=True)
@@ -200,13 +201,18 @@ def _end_group(process: subprocess.Popen) -> int | None:
 
 
 def tail(path: Path) -> str:
-    """The last lines of a text file, each and all of them cut to a readable size."""
+    """The last lines of a text file, each and all of them cut to a readable size. When
+    the headline of the error they belong to ("Fatal Python error: Aborted" above a
+    long stack dump, "Traceback ...") lies further up, it comes first, then "...". """
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return ""
     text = "\n".join(line if len(line) <= 300 else line[:297] + "..." for line in lines[-TAIL_LINES:])
-    return text[-TAIL_CHARS:]
+    if len(text) > TAIL_CHARS:
+        text = "..." + text[-TAIL_CHARS:]
+    earlier = [line for line in lines[:-TAIL_LINES] if _HEADLINE.match(line)]
+    return f"{earlier[-1][:300]}\n...\n{text}" if earlier else text
 
 
 def _last_json_line(path: Path) -> dict | None:

@@ -82,9 +82,8 @@ class Column:
 
     @property
     def seconds(self) -> float | None:
-        if self.report:
-            return self.report["run"].get("seconds")
-        return self.record.get("seconds") if self.record else None
+        """The suite run's own time (its report's), None without a report."""
+        return self.report["run"].get("seconds") if self.report else None
 
     def counts(self) -> dict[str, int]:
         found = {key: 0 for key in ORDER}
