@@ -89,7 +89,7 @@ def open_details(driver, clause: str, backend: str):
 
 
 def screenshot(page: Path, out: Path, clause: str = "dropout.train.drop-rate", backend: str = "torch") -> None:
-    with chromium() as driver:
+    with chromium(width=1920, height=1000) as driver:
         driver.get(page.absolute().as_uri())
         open_details(driver, clause, backend)
         driver.save_screenshot(str(out))

@@ -218,6 +218,20 @@ def test_matrix_rejects_arguments_it_sets_itself():
     assert result.returncode == 4 and "is not JSON" in result.stderr
 
 
+def test_readme_summary_matches_the_committed_matrix():
+    markdown = (REPO / "docs" / "matrix.md").read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith("| clause"))
+    titles = [cell.strip(" `") for cell in header.split("|")[1:-1]][1:]
+    readme = (REPO / "README.md").read_text()
+    for title, cell in zip(titles, table_rows(markdown)["summary"]):
+        counts = re.match(r"passed (\d+) · known (\d+) · unsupported (\d+) · failed (\d+)", cell)
+        if counts:
+            row = "| `" + title + "` | " + " | ".join(counts.groups()) + " |"
+            assert any(line.startswith(row) for line in readme.splitlines()), row
+        else:
+            assert f"| `{title}` | {cell.removeprefix('🚫 ').split('<br>')[0]} |" in readme, title
+
+
 # -- the page in a real browser --------------------------------------------------------
 
 def needs_browser():

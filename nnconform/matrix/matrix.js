@@ -73,8 +73,17 @@
     return out + "</g>";
   }
 
-  function itemHtml(item) {
-    const label = item.failure_command ? "reproduce with" : "run it again with";
+  function shellWord(text) {
+    return /^[\w@%+=:,.\/-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`;
+  }
+  // A failure's own reproduce command; otherwise the run's backend, seed and examples with -k ID.
+  function command(item, column) {
+    return item.reproduce || `nnconform --backend ${shellWord(column.spec)} --seed ${column.seed} ` +
+      `--max-examples ${column.max_examples} -k ${shellWord(item.id)}`;
+  }
+
+  function itemHtml(item, column) {
+    const label = item.reproduce ? "reproduce with" : "run it again with";
     let out = `<div class="item k-${esc(item.category)}"><div><b>${data.symbols[item.category]} ${esc(item.status)}</b> ` +
       `<code>${esc(item.id)}</code></div>` +
       `<div class="meta">${item.examples ?? 0} example(s)` + (num(item.seconds) ? `, ${fmt(item.seconds)} s` : "") +
@@ -82,7 +91,7 @@
     if (item.message) out += `<div class="message">${esc(item.message)}</div>`;
     if (item.reason) out += `<div class="meta">${esc(item.reason)}</div>`;
     if (item.anchor) out += `<div class="meta">finding: <a href="${esc(data.findings)}#${esc(item.anchor)}">${esc(item.anchor)}</a></div>`;
-    out += `<div class="meta">${label}:</div><code class="command">${esc(item.command)}</code>`;
+    out += `<div class="meta">${label}:</div><code class="command">${esc(command(item, column))}</code>`;
     if (item.statistics.length) out += decisionPlot(item.statistics);
     return out + "</div>";
   }
@@ -112,7 +121,7 @@
     } else {
       const clause = data.rows[row], items = data.cells[row][col];
       body.innerHTML = `<h2><code>${esc(clause.clause)}</code> × ${esc(column.title)}</h2><p>${esc(clause.statement)}</p>` +
-        (items.length ? items.map(itemHtml).join("") : `<p>No item of this clause ran: ${esc(column.message || "not in this run")}.</p>`);
+        (items.length ? items.map((item) => itemHtml(item, column)).join("") : `<p>No item of this clause ran: ${esc(column.message || "not in this run")}.</p>`);
     }
     if (selected) selected.classList.remove("selected");
     selected = cell;

@@ -84,15 +84,14 @@ def _data(matrix: Matrix, findings: str) -> dict:
         "columns": [_column_data(column) for column in matrix.columns],
         "rows": [{"clause": row.clause, "statement": row.statement, "statistical": row.statistical}
                  for row in matrix.rows],
-        "cells": [[[_item_data(column, item) for item in cell.items] for column, cell in zip(matrix.columns, row.cells)]
-                  for row in matrix.rows],
+        "cells": [[[_item_data(item) for item in cell.items] for cell in row.cells] for row in matrix.rows],
     }
 
 
 def _column_data(column: Column) -> dict:
     record = column.record or {}
     run = (column.report or {}).get("run", {})
-    return {"title": column.title, "state": column.state, "message": column.message, "version": column.version,
+    return {"title": column.title, "spec": column.spec, "state": column.state, "message": column.message, "version": column.version,
             "device": column.device, "summary": column.summary(), "seconds": column.seconds,
             "command": record.get("command"), "exit_status": record.get("exit_status", run.get("exit_status")),
             "wall_seconds": record.get("seconds"), "stderr_tail": record.get("stderr_tail"),
@@ -100,13 +99,26 @@ def _column_data(column: Column) -> dict:
             "profile": run.get("profile"), "seed": run.get("seed"), "max_examples": run.get("max_examples")}
 
 
-def _item_data(column: Column, item: dict) -> dict:
-    return {"id": item["id"], "layer": item["layer"], "dtype": item["dtype"], "status": item["status"],
-            "category": category(item), "message": item.get("message"), "reason": item.get("reason"),
-            "command": column.rerun(item), "failure_command": bool(item.get("reproduce")),
+def _item_data(item: dict) -> dict:
+    """What the details of one item show; absent fields are left out (a page holds
+    hundreds of items and thousands of decisions)."""
+    data = {"id": item["id"], "status": item["status"], "category": category(item), "message": item.get("message"),
+            "reason": item.get("reason"), "reproduce": item.get("reproduce"),
             "conventions": conventions_text(item.get("conventions")) or None, "anchor": findings_anchor(item),
-            "examples": item.get("examples"), "seconds": item.get("seconds"),
-            "statistics": [{key: decision.get(key) for key in DECISION_FIELDS} for decision in item.get("statistics") or []]}
+            "examples": item.get("examples"), "seconds": item.get("seconds")}
+    data = {key: value for key, value in data.items() if value is not None}
+    data["statistics"] = [{key: _short(decision[key]) for key in DECISION_FIELDS if decision.get(key) is not None}
+                          for decision in item.get("statistics") or []]
+    return data
+
+
+def _short(value):
+    """Numbers to 7 significant digits, more than a plot or its caption can show."""
+    if isinstance(value, float):
+        return float(f"{value:.7g}")
+    if isinstance(value, list):
+        return [_short(part) for part in value]
+    return value
 
 
 def _script_json(value) -> str:

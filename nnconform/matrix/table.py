@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,14 +93,6 @@ class Column:
     def summary(self) -> dict[str, int]:
         found = self.counts()
         return {label: sum(found[key] for key in keys) for label, keys in SUMMARY}
-
-    def rerun(self, item: dict) -> str:
-        """The command that runs this item again (a failure's own reproduce command when it has one)."""
-        if item.get("reproduce"):
-            return item["reproduce"]
-        run = self.report["run"]
-        return (f"nnconform --backend {shlex.quote(self.spec)} --seed {run['seed']} --max-examples "
-                f"{run['max_examples']} -k {shlex.quote(item['id'])}")
 
 
 @dataclass
