@@ -77,12 +77,18 @@ def open_details(driver, clause: str, backend: str):
     """Click a cell (on its first symbol: a findings link in it leads away) and wait until
     its details are shown; returns the details panel."""
     from selenium.webdriver.common.by import By
+
+    return click(driver, cell(driver, clause, backend).find_element(By.CSS_SELECTOR, ".sym"))
+
+
+def click(driver, element):
+    """Scroll ``element`` to the middle of the table, click it, and wait for the details panel."""
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    target = cell(driver, clause, backend)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'center'})", target)
-    target.find_element(By.CSS_SELECTOR, ".sym").click()
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'center'})", element)
+    element.click()
     panel = driver.find_element(By.ID, "details")
     WebDriverWait(driver, 10).until(expected_conditions.visibility_of(panel))
     return panel
