@@ -22,6 +22,9 @@ import jsonschema
 import pytest
 
 from meta_tests import browser
+from nnconform.backends import BUILTIN
+from nnconform.matrix.command import backend_list
+from nnconform.matrix.run import describe_exit, tail
 from nnconform.matrix.table import build, load_columns
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,6 +212,19 @@ def test_html_page_is_self_contained_and_embeds_every_cell(run):
     matrix = build(load_columns(sorted((directory / "reports").glob("*.run.json"))))
     assert sum(len(cell.items) for row in matrix.rows for cell in row.cells) == sum(
         len(cell) for row in data["cells"] for cell in row)
+
+
+def test_backend_list_expands_builtin_in_order_without_repeats():
+    assert backend_list("builtin, mypkg.layers:Backend,torch") == [*BUILTIN, "mypkg.layers:Backend"]
+    assert backend_list("reference,torch") == ["reference", "torch"]
+
+
+def test_a_stderr_tail_keeps_the_headline_of_a_long_stack_dump(tmp_path):
+    dump = tmp_path / "stderr.txt"
+    dump.write_text("noise\nFatal Python error: Aborted\n\n" + "".join(f'  File "x.py", line {n}\n' for n in range(100)))
+    text = tail(dump)
+    assert text.startswith("Fatal Python error: Aborted\n...\n") and text.endswith('line 99') and "line 69\n" not in text
+    assert describe_exit(-6) == "signal SIGABRT (exit status -6)" and describe_exit(4) == "exit status 4 (usage error)"
 
 
 def test_matrix_rejects_arguments_it_sets_itself():

@@ -13,7 +13,7 @@ import html
 import json
 from importlib import resources
 
-from nnconform.matrix.render_md import header, summary_cell
+from nnconform.matrix.render_md import header, summary_lines
 from nnconform.matrix.table import CATEGORIES, SYMBOL, Cell, Column, Matrix, category, conventions_text, \
     findings_anchor
 
@@ -46,7 +46,8 @@ def _table(matrix: Matrix, findings: str) -> str:
     head = "".join(f'<th scope="col" class="backend">{html.escape(column.title)}</th>' for column in matrix.columns)
     summary = "".join(
         f'<td class="cell summary s-{column.state}" data-row="-1" data-col="{index}" tabindex="0">'
-        f'{_md_to_html(summary_cell(column))}</td>' for index, column in enumerate(matrix.columns))
+        f'{"<br>".join(html.escape(line) for line in summary_lines(column))}</td>'
+        for index, column in enumerate(matrix.columns))
     rows = [f'<tr class="summary-row"><th scope="row">summary</th>{summary}</tr>']
     for row_index, row in enumerate(matrix.rows):
         cells = "".join(_cell(cell, row_index, col_index, findings) for col_index, cell in enumerate(row.cells))
@@ -124,8 +125,3 @@ def _short(value):
 def _script_json(value) -> str:
     """JSON safe inside <script>: no "</script>", no "<!--"."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
-
-
-def _md_to_html(text: str) -> str:
-    """The summary cell's Markdown: escaped text with <br> line breaks."""
-    return "<br>".join(html.escape(part.replace("&lt;", "<").replace("\\|", "|")) for part in text.split("<br>"))

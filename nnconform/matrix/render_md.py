@@ -50,13 +50,15 @@ def header(columns: list[Column], page: str | None) -> str:
     return text
 
 
-def summary_cell(column: Column) -> str:
+def summary_lines(column: Column) -> list[str]:
+    """The summary cell of a backend, as plain lines: its state when it did not finish,
+    its counts, then the run's time and the backend's version."""
     counts = column.summary()
-    parts = []
+    lines = []
     if column.state != "finished":
-        parts.append(f"{STATES.get(column.state, '')} {_inline(column.message)}".strip())
+        lines.append(f"{STATES.get(column.state, '')} {column.message}".strip())
     if column.report:
-        parts.append(" · ".join(f"{label} {counts[label]}" for label in ("passed", "known", "unsupported", "failed"))
+        lines.append(" · ".join(f"{label} {counts[label]}" for label in ("passed", "known", "unsupported", "failed"))
                      + (f" · not run {counts['not run']}" if counts["not run"] and column.state == "finished" else ""))
     facts = []
     if column.seconds is not None:
@@ -64,8 +66,12 @@ def summary_cell(column: Column) -> str:
     if column.version:
         facts.append(f"{column.name or column.spec} {column.version}" + (f" ({column.device})" if column.device else ""))
     if facts:
-        parts.append(" · ".join(facts))
-    return "<br>".join(parts)
+        lines.append(" · ".join(facts))
+    return lines
+
+
+def summary_cell(column: Column) -> str:
+    return "<br>".join(_inline(line) for line in summary_lines(column))
 
 
 def cell_text(cell: Cell, findings: str) -> str:
