@@ -24,13 +24,13 @@ import pytest
 from meta_tests import browser
 from nnconform.backends import BUILTIN
 from nnconform.matrix.command import backend_list
-from nnconform.matrix.run import describe_exit, tail
+from nnconform.matrix.run import describe_exit, slug, tail
 from nnconform.matrix.table import build, load_columns
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
 CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-LIMIT = 20  # --backend-timeout of the run: the hanging backend is killed after it
+LIMIT = 60  # --backend-timeout of the hanging backend's run: it is killed after this
 
 BACKENDS = '''
 import os
@@ -95,17 +95,31 @@ def matrix_command(*args: str, cwd: Path = REPO, env: dict | None = None, timeou
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    """The matrix of SPECS, in two runs into one reports directory: six backends under
+    the default time limit, then the hanging one (killed after LIMIT seconds) followed
+    by another, which still runs; then docs/matrix.md and .html from all seven records."""
     directory = tmp_path_factory.mktemp("matrix")
     (directory / "backends").mkdir()
     (directory / "backends" / "matrix_backends.py").write_text(textwrap.dedent(BACKENDS))
-    out = directory / "docs"
-    result = matrix_command(
-        "--backends", ",".join(SPECS), "--reports-dir", str(directory / "reports"),
-        "--out-md", str(out / "matrix.md"), "--out-html", str(out / "matrix.html"), "--backend-timeout", str(LIMIT),
-        "-k", SELECTION, "--seed", "1", "--max-examples", "3", "-p", "no:randomly",
-        env={"PYTHONPATH": os.pathsep.join(filter(None, [str(directory / "backends"), os.environ.get("PYTHONPATH")]))})
-    assert result.returncode == 0, result.stdout + result.stderr
-    return directory, result
+    out, reports = directory / "docs", directory / "reports"
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(directory / "backends"), os.environ.get("PYTHONPATH")]))}
+    common = ("--reports-dir", str(reports), "-k", SELECTION, "--seed", "1", "--max-examples", "3", "-p", "no:randomly")
+    first = matrix_command("--backends", ",".join(SPECS[:-1]), "--out-md", str(out / "first.md"),
+                           "--out-html", str(out / "first.html"), *common, env=env, timeout=2400)
+    assert first.returncode == 0, first.stdout + first.stderr
+    hang = matrix_command("--backends", "matrix_backends:Hangs,matrix_backends:NotInstalled", "--backend-timeout",
+                          str(LIMIT), "--out-md", str(out / "hang.md"), "--out-html", str(out / "hang.html"), *common,
+                          env=env, timeout=1200)
+    assert hang.returncode == 0, hang.stdout + hang.stderr
+    done = [line.split(": ", 2)[1:] for line in hang.stdout.splitlines()
+            if line.startswith("nnconform matrix: matrix_backends") and not line.endswith("running ...")]
+    assert [spec for spec, _ in done] == ["matrix_backends:Hangs", "matrix_backends:NotInstalled"], hang.stdout
+    assert done[0][1].startswith(f"the suite run was killed after {LIMIT} s"), hang.stdout
+    records = [str(reports / f"{slug(spec)}.run.json") for spec in SPECS]
+    result = matrix_command("--from-reports", *records, "--out-md", str(out / "matrix.md"),
+                            "--out-html", str(out / "matrix.html"))
+    assert result.returncode == 0, result.stderr
+    return directory, first
 
 
 def table_rows(markdown: str) -> dict[str, list[str]]:
@@ -143,9 +157,9 @@ def test_markdown_has_clauses_down_backends_across_and_one_symbol_per_cell(run):
                           "pip install fakeflax") and set(missing[1:]) == {"⬜"}
     # a crash and a hang keep what had finished before them
     assert aborts[0].startswith("💥 the suite run ended with signal SIGABRT (exit status -6); its partial report")
-    assert hangs[0].startswith(f"⌛ the suite run was killed after {LIMIT} s (--backend-timeout)")
-    for column in (aborts, hangs):
-        assert column[1:] == ("✅", "✅", "⬜", "⬜"), column
+    assert aborts[1:] == ("✅", "✅", "⬜", "⬜"), aborts
+    assert hangs[0].startswith(f"⌛ the suite run was killed after {LIMIT} s (--backend-timeout)"), hangs[0]
+    assert hangs[3] == "⬜" and set(hangs[1:]) <= {"✅", "⬜"}, hangs  # how far it got depends on the machine
     assert "Legend: 💥 crashed" in markdown and "☑️ conforms under a declared convention" in markdown
     assert "Fatal Python error: Aborted" in markdown.split("### `matrix_backends:Aborts (aborts)`: crashed")[1]
 
@@ -160,26 +174,30 @@ def test_each_backend_ran_in_its_own_process_with_a_run_record(run):
                       CONVENTION: "finished", "matrix_backends:NotInstalled": "cannot-load",
                       "matrix_backends:Aborts": "crashed", "matrix_backends:Hangs": "timed-out"}
     assert records["matrix_backends:Aborts"]["exit_status"] == -6
-    assert LIMIT <= records["matrix_backends:Hangs"]["seconds"] < LIMIT + 60
+    hung = records["matrix_backends:Hangs"]
+    assert hung["exit_status"] in (-15, -9) and LIMIT <= hung["seconds"] < LIMIT + 120
     assert records["torch"]["command"].startswith("nnconform --backend torch --conformance-json=")
-    for spec in ("torch", "matrix_backends:Hangs"):
-        report = json.loads((directory / "reports" / records[spec]["report"]).read_text())
-        jsonschema.validate(report, SCHEMA)
-    hung = json.loads((directory / "reports" / records["matrix_backends:Hangs"]["report"]).read_text())
-    assert not hung["run"]["complete"]
-    assert {item["id"]: item["status"] for item in hung["items"]}["dropout.eval.identity:Dropout:float32"] == "running"
+    for spec in ("torch", "matrix_backends:Aborts"):
+        jsonschema.validate(json.loads((directory / "reports" / records[spec]["report"]).read_text()), SCHEMA)
+    aborted = json.loads((directory / "reports" / records["matrix_backends:Aborts"]["report"]).read_text())
+    assert not aborted["run"]["complete"]
+    assert {item["id"]: item["status"] for item in aborted["items"]}["dropout.eval.identity:Dropout:float32"] == "running"
+    if hung["report"]:  # a partial report, when the run got as far as collecting before it was killed
+        partial = json.loads((directory / "reports" / hung["report"]).read_text())
+        assert not partial["run"]["complete"] and partial["run"]["exit_status"] is None
     assert "wrote" in result.stdout and "--from-reports" in result.stdout
 
 
 def test_from_reports_renders_the_same_matrix_without_running(run, tmp_path):
     directory, _ = run
-    records = sorted((directory / "reports").glob("*.run.json"), key=lambda path: SPECS.index(
-        json.loads(path.read_text())["backend"]))
+    records = [str(directory / "reports" / f"{slug(spec)}.run.json") for spec in SPECS[:-1]]
     out = directory / "docs"
-    result = matrix_command("--from-reports", *map(str, records), "--out-md", str(out / "again.md"),
+    result = matrix_command("--from-reports", *records, "--out-md", str(out / "again.md"),
                             "--out-html", str(out / "again.html"))
     assert result.returncode == 0, result.stderr
-    assert (out / "again.md").read_text() == (out / "matrix.md").read_text().replace("matrix.html", "again.html")
+    # the live run's own output; its wall times aside (the hang run wrote NotInstalled's record again)
+    live = (out / "first.md").read_text().replace("first.html", "again.html")
+    assert (out / "again.md").read_text().split("## Runs")[0] == live.split("## Runs")[0]
     # a plain conformance report is a column too
     torch = directory / "reports" / "torch.json"
     result = matrix_command("--from-reports", str(torch), "--out-md", str(tmp_path / "m.md"), "--out-html",

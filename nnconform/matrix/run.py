@@ -5,10 +5,10 @@ For every backend, first a probe process loads it (nnconform.matrix.probe): a ba
 whose framework is not installed, or that is unavailable (torch-cuda without a GPU),
 gets a column that says so and no suite run. Otherwise the suite runs as
 ``python -m nnconform.cli --backend SPEC --conformance-json=DIR/SPEC.json ...`` in a new
-process group, under a wall-time limit. A run that crashes or hangs is killed with its
-whole group (xdist workers included) and recorded with its exit status and the tail
-of its stderr; the partial JSON report it left (the suite rewrites it as each item
-starts) is kept, and the next backend runs.
+process group, under a wall-time limit (the probe has a fixed limit of its own). A run
+that crashes or hangs is killed with its whole group (xdist workers included) and
+recorded with its exit status and the tail of its stderr; the partial JSON report it
+left (the suite rewrites it as each item starts) is kept, and the next backend runs.
 
 Per backend the reports directory holds ``SLUG.json`` (the conformance report),
 ``SLUG.run.json`` (the run record below), ``SLUG.stdout.txt`` and ``SLUG.stderr.txt``.
@@ -39,7 +39,9 @@ from nnconform.report import write_atomic
 
 RECORD_KIND = "nnconform-matrix-run"
 RECORD_VERSION = 1
-PROBE_LIMIT = 300  # seconds: loading a backend (importing its framework) never takes this long
+# seconds: loading a backend (importing its framework) takes far less, even on a busy
+# machine; --backend-timeout limits the suite run, not this.
+PROBE_LIMIT = 300
 TAIL_LINES = 30
 TAIL_CHARS = 4000
 KILL_GRACE = 10  # seconds between SIGTERM and SIGKILL to a run's process group
@@ -111,11 +113,10 @@ def _probe_then_run(spec: str, settings: Settings, record: dict, directory: Path
     out, err = directory / f"{name}.probe.stdout.txt", directory / f"{name}.probe.stderr.txt"
     probe = [sys.executable, "-m", "nnconform.matrix.probe", spec]
     record["command"] = shown(probe)
-    limit = min(settings.limit, PROBE_LIMIT) if settings.limit else PROBE_LIMIT
-    finished = run_process(probe, limit, out, err)
+    finished = run_process(probe, PROBE_LIMIT, out, err)
     info = _last_json_line(out)
     if finished.interrupted or finished.timed_out or info is None:
-        _record_failure(record, finished, out, err, "loading the backend (probe)", limit)
+        _record_failure(record, finished, out, err, "loading the backend (probe)", PROBE_LIMIT)
         return
     record["probe"] = info
     if info.get("error"):
