@@ -1,8 +1,9 @@
-"""Meta tests for ``nnconform matrix``: one real matrix run on a -k subset, then its
-Markdown, its run records, a re-render from the reports alone, the decision evidence
-the plots draw, and the HTML page in headless Chromium.
+"""Meta tests for ``nnconform matrix``: real matrix runs on a -k subset, then the
+Markdown, the run records, a re-render from the reports alone, the decision evidence
+the plots draw, and the HTML page in headless Chromium (which CI must have: under
+CI=true a missing browser fails the browser tests instead of skipping them).
 
-The run has seven columns, one per kind of outcome: torch (a known deviation), the
+The matrix has seven columns, one per kind of outcome: torch (a known deviation), the
 reference, torch-cuda (unavailable without a GPU), a zoo backend that declares the
 biased running-variance convention, a backend whose framework is not installed, one
 that aborts the process and one that hangs past --backend-timeout.
