@@ -1,6 +1,7 @@
 """The ``nnconform`` command: run the installed conformance suite with pytest.
 
     nnconform --backend mypkg.layers:Backend [any pytest arguments...]
+    nnconform matrix [--backends LIST] [...]   # every backend, as one table (nnconform.matrix)
 
 It runs pytest on the suite's test file inside the installed package, with the
 nnconform plugin, and forwards every argument. It is isolated from the directory
@@ -59,6 +60,9 @@ def import_from_cwd() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["matrix"]:  # a subcommand; every other first argument goes to pytest
+        from nnconform.matrix.command import main as matrix_main
+        return matrix_main(arguments[1:])
     try:
         pytest_args = pytest_arguments(arguments)
     except FileNotFoundError as error:

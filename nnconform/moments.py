@@ -190,4 +190,5 @@ def moment_preservation_test(y: np.ndarray, p: float, alpha: float, dropped: flo
     return StatVerdict(name, pv > alpha, alpha, n, float(y.mean()), pv,
                        f"mean {m1:.6g} and second moment {m2:.6g} (p={p:g}, standard-normal input)",
                        f"mean {y.mean():.6g}, second moment {(y * y).mean():.6g} over {n} units "
-                       f"(rounding slack {slack[0] / n:.2g}, {slack[1] / n:.2g} per unit)", interval)
+                       f"(rounding slack {slack[0] / n:.2g}, {slack[1] / n:.2g} per unit)", interval,
+                       expected_value=m1)

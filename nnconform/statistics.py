@@ -42,6 +42,9 @@ class StatVerdict:
     expected: str
     observed: str
     interval: tuple[float, float] | None
+    # The value the statistic takes under the null, on the interval's scale: what a plot of
+    # the decision draws the observed statistic against (None where there is no interval).
+    expected_value: float | None = None
 
     def describe(self) -> str:
         iv = "" if self.interval is None else (
@@ -207,7 +210,7 @@ def drop_rate_test(dropped: np.ndarray, p: float, alpha: float) -> StatVerdict:
         pv = 1.0 if k == 0 else float(_binom.sf(k - 1, n, p))
     lo, hi = _minlike_interval(n, p, alpha)
     return StatVerdict(name, pv > alpha, alpha, n, k / n, pv, f"drop rate {p:g}",
-                       f"drop rate {k / n:.6g} ({k}/{n})", (lo / n, hi / n))
+                       f"drop rate {k / n:.6g} ({k}/{n})", (lo / n, hi / n), expected_value=p)
 
 
 def position_uniformity_sample_size(p: float, positions: int, alpha: float, delta: float = 0.1,
@@ -240,7 +243,8 @@ def position_uniformity_test(dropped: np.ndarray, p: float, alpha: float) -> Sta
     rate = counts[j] / calls
     return StatVerdict(name, pvs[j] > a, alpha, calls, float(rate), min(1.0, pvs[j] * positions),
                        f"drop rate {p:g} at each of {positions} positions (per-position alpha {a:.3g})",
-                       f"position {j}: drop rate {rate:.6g} ({counts[j]}/{calls})", (lo / calls, hi / calls))
+                       f"position {j}: drop rate {rate:.6g} ({counts[j]}/{calls})", (lo / calls, hi / calls),
+                       expected_value=p)
 
 
 def _agree(p: float, rho: float = 0.0) -> tuple[float, float]:
@@ -279,7 +283,7 @@ def agreement_test(a: np.ndarray, b: np.ndarray, p: float, alpha: float, what: s
     u = _upper_crit(n, s, alpha)
     return StatVerdict(name, pv > alpha, alpha, n, k / n, pv,
                        f"agreement rate p^2+q^2 = {s:.6g} (independent masks)",
-                       f"agreement rate {k / n:.6g} ({k}/{n} pairs)", (0.0, (u - 1) / n))
+                       f"agreement rate {k / n:.6g} ({k}/{n} pairs)", (0.0, (u - 1) / n), expected_value=s)
 
 
 def _class_sizes(N: int, L):
@@ -481,7 +485,7 @@ def dispersion_test(dropped: np.ndarray, p: float, alpha: float) -> StatVerdict:
     return StatVerdict(name, lb > math.log(alpha / 2), alpha, R, x, pv,
                        f"index of dispersion 1 (counts ~ Binomial({m}, {p:g}), variance {m * p * (1 - p):.6g})",
                        f"index of dispersion {x:.6g} (count variance {np.var(counts):.6g}, rows {R})",
-                       _dispersion_interval(R, m, p, alpha))
+                       _dispersion_interval(R, m, p, alpha), expected_value=1.0)
 
 
 def _mean_interval(n: int, q: float, alpha: float) -> tuple[int, int]:
@@ -532,4 +536,5 @@ def mean_preservation_test(ratio: np.ndarray, p: float, alpha: float, rel_delta:
     pv = float(min(1.0, 2 * min(_binom.cdf(math.floor(x), n, q), _binom.sf(math.ceil(x) - 1, n, q))))
     lo, hi = _mean_interval(n, q, alpha)
     return StatVerdict(name, pv > alpha, alpha, n, mean, pv, f"mean ratio 1 (designed to catch +-{rel_delta:g})",
-                       f"mean ratio {mean:.6g} (kept-unit equivalent {x:.6g} of {n})", (lo / (n * q), hi / (n * q)))
+                       f"mean ratio {mean:.6g} (kept-unit equivalent {x:.6g} of {n})", (lo / (n * q), hi / (n * q)),
+                       expected_value=1.0)

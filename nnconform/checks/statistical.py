@@ -38,7 +38,9 @@ def _decide(ctx: CheckContext, verdict: stats.StatVerdict) -> None:
     __tracebackhide__ = True
     ctx.evidence.update(test=verdict.test, p=rate(ctx), alpha=verdict.alpha, n=verdict.n,
                         statistic=verdict.statistic, p_value=verdict.p_value, expected=verdict.expected,
-                        observed=verdict.observed, passed=verdict.passed)
+                        observed=verdict.observed, passed=verdict.passed,
+                        interval=list(verdict.interval) if verdict.interval is not None else None,
+                        expected_value=verdict.expected_value)
     if not verdict.passed:
         ctx.fail(f"{verdict.describe()} ({ctx.case.layer}, p={rate(ctx)!r}, {ctx.case.dtype}, "
                  f"input shape {ctx.case.shape}, seed {ctx.case.seed})")
