@@ -86,7 +86,7 @@ _SESSIONS_KEPT = 256  # sessions cached per process, least recently used first o
 
 def _elem_types() -> dict:
     return {"float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16,
-            "float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
+            "float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE, "bool": TensorProto.BOOL}
 
 
 def _numpy_dtypes() -> dict:
