@@ -137,7 +137,7 @@ class OnnxRuntimeBackend:
         if onnxruntime is None or onnx is None:
             raise BackendError(MISSING)
         self.version = onnxruntime.__version__
-        onnxruntime.set_default_logger_severity(3)  # a failing node is an exception; no log lines too
+        onnxruntime.set_default_logger_severity(4)  # a failing node raises; its log line would only repeat it
         self.options = onnxruntime.SessionOptions()
         # Conformance inputs are small and xdist workers share few cores: one thread.
         self.options.intra_op_num_threads = 1
