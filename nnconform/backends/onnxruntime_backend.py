@@ -82,6 +82,7 @@ OPERATORS = {"Dropout": "Dropout", **{n: "BatchNormalization" for n in BATCHNORM
 _MIN_OPSET = 23  # RMSNormalization
 
 _SESSIONS_KEPT = 256  # sessions cached per process, least recently used first out
+_TRUE, _FALSE = np.array(True), np.array(False)  # Dropout's training_mode input
 
 
 def _elem_types() -> dict:
@@ -194,13 +195,15 @@ class OnnxRuntimeBackend:
             return InstanceNorm(self, dtype, params, batched_rank=int(layer[-2]) + 2)
         return {"LayerNorm": LayerNorm, "GroupNorm": GroupNorm, "RMSNorm": RMSNorm}[layer](self, dtype, params)
 
-    def session(self, key: tuple, node, inputs: list[tuple], outputs: list[tuple]) -> _Session:
-        """The cached session of a one-node graph; ``inputs`` and ``outputs`` are
+    def session(self, key: tuple, graph) -> _Session:
+        """The cached session of a one-node graph. ``graph()``, called only when the
+        key is new, returns (node, inputs, outputs); inputs and outputs are
         (name, dtype, rank) triples, every axis of unknown size."""
         found = self._sessions.get(key)
         if found is not None:
             self._sessions.move_to_end(key)
             return found
+        node, inputs, outputs = graph()
         session = self._session(node, inputs, outputs, self.opset)
         found = _Session(session, [name for name, _, _ in outputs], any(dt == "bfloat16" for _, dt, _ in inputs))
         self._sessions[key] = found
@@ -238,8 +241,10 @@ class _Layer:
     def state(self) -> dict:
         return {}
 
-    def _run(self, key, node, inputs, outputs, feeds, output_shapes):
-        session = self.backend.session((type(self).__name__, self.dtype) + key, node, inputs, outputs)
+    def _run(self, key: tuple, graph, feeds: dict, output_shapes: list[tuple]) -> list[np.ndarray]:
+        """Run the layer's node, from the session cached under ``key`` (``graph()``
+        describes the node when the key is new)."""
+        session = self.backend.session((type(self).__name__, self.dtype) + key, graph)
         self.backend._runs += 1
         return session.run(feeds, output_shapes)
 
@@ -254,10 +259,14 @@ class Dropout(_Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x)
-        node = helper.make_node("Dropout", ["x", "ratio", "training_mode"], ["y"])
-        inputs = [("x", self.dtype, x.ndim), ("ratio", "float64", 0), ("training_mode", "bool", 0)]
-        feeds = {"x": x, "ratio": self.ratio, "training_mode": np.array(self.training)}
-        return self._run((x.ndim,), node, inputs, [("y", self.dtype, x.ndim)], feeds, [x.shape])[0]
+        rank = x.ndim
+
+        def graph():
+            node = helper.make_node("Dropout", ["x", "ratio", "training_mode"], ["y"])
+            return (node, [("x", self.dtype, rank), ("ratio", "float64", 0), ("training_mode", "bool", 0)],
+                    [("y", self.dtype, rank)])
+        feeds = {"x": x, "ratio": self.ratio, "training_mode": _TRUE if self.training else _FALSE}
+        return self._run((rank,), graph, feeds, [x.shape])[0]
 
 
 class _Affine(_Layer):
@@ -310,20 +319,26 @@ class BatchNorm(_Affine):
         feeds = {"x": x, "scale": self.scale_input(), "bias": self.bias_input(),
                  "mean": self.running_mean if tracked else self._param((c,), 0),
                  "var": self.running_var if tracked else self._param((c,), 1)}
-        inputs = [("x", self.dtype, x.ndim)] + [(name, self.dtype, 1) for name in ("scale", "bias", "mean", "var")]
+        rank = x.ndim
+        inputs = [("x", self.dtype, rank)] + [(name, self.dtype, 1) for name in ("scale", "bias", "mean", "var")]
         if batch_stats:
             # Untracked layers use batch statistics in both modes; their running outputs are dropped.
             momentum = self.momentum if tracked else 0.9
-            node = helper.make_node("BatchNormalization", list(feeds), ["y", "running_mean", "running_var"],
-                                    epsilon=self.eps, momentum=momentum, training_mode=1)
-            outputs = [("y", self.dtype, x.ndim), ("running_mean", self.dtype, 1), ("running_var", self.dtype, 1)]
-            y, mean, var = self._run(("train", x.ndim, self.eps, momentum), node, inputs, outputs, feeds,
-                                     [x.shape, (c,), (c,)])
+
+            def train_graph():
+                node = helper.make_node("BatchNormalization", list(feeds), ["y", "running_mean", "running_var"],
+                                        epsilon=self.eps, momentum=momentum, training_mode=1)
+                return node, inputs, [("y", self.dtype, rank), ("running_mean", self.dtype, 1),
+                                      ("running_var", self.dtype, 1)]
+            y, mean, var = self._run(("train", rank, self.eps, momentum), train_graph, feeds, [x.shape, (c,), (c,)])
             if self.training and tracked:
                 self.running_mean, self.running_var = mean, var
             return y
-        node = helper.make_node("BatchNormalization", list(feeds), ["y"], epsilon=self.eps, training_mode=0)
-        return self._run(("eval", x.ndim, self.eps), node, inputs, [("y", self.dtype, x.ndim)], feeds, [x.shape])[0]
+
+        def eval_graph():
+            node = helper.make_node("BatchNormalization", list(feeds), ["y"], epsilon=self.eps, training_mode=0)
+            return node, inputs, [("y", self.dtype, rank)]
+        return self._run(("eval", rank, self.eps), eval_graph, feeds, [x.shape])[0]
 
 
 class InstanceNorm(_Affine):
@@ -341,10 +356,14 @@ class InstanceNorm(_Affine):
     def forward(self, x: np.ndarray) -> np.ndarray:
         unbatched = x.ndim == self.batched_rank - 1
         x = np.ascontiguousarray(x[None] if unbatched else x)
-        node = helper.make_node("InstanceNormalization", ["x", "scale", "bias"], ["y"], epsilon=self.eps)
-        inputs = [("x", self.dtype, x.ndim), ("scale", self.dtype, 1), ("bias", self.dtype, 1)]
+        rank = x.ndim
+
+        def graph():
+            node = helper.make_node("InstanceNormalization", ["x", "scale", "bias"], ["y"], epsilon=self.eps)
+            return (node, [("x", self.dtype, rank), ("scale", self.dtype, 1), ("bias", self.dtype, 1)],
+                    [("y", self.dtype, rank)])
         feeds = {"x": x, "scale": self.scale_input(), "bias": self.bias_input()}
-        y = self._run((x.ndim, self.eps), node, inputs, [("y", self.dtype, x.ndim)], feeds, [x.shape])[0]
+        y = self._run((rank, self.eps), graph, feeds, [x.shape])[0]
         return y[0] if unbatched else y
 
 
@@ -363,14 +382,15 @@ class LayerNorm(_Affine):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x)
-        k, has_bias = len(self.shape), self.bias is not None
-        names = ["x", "scale"] + (["bias"] if has_bias else [])
-        node = helper.make_node("LayerNormalization", names, ["y"], axis=-k, epsilon=self.eps,
-                                stash_type=_stash_type(self.dtype))
-        inputs = [("x", self.dtype, x.ndim)] + [(name, self.dtype, k) for name in names[1:]]
+        k, has_bias, rank = len(self.shape), self.bias is not None, x.ndim
         feeds = {"x": x, "scale": self.scale_input(), **({"bias": self.bias} if has_bias else {})}
-        return self._run((x.ndim, k, self.eps, has_bias), node, inputs, [("y", self.dtype, x.ndim)], feeds,
-                         [x.shape])[0]
+
+        def graph():
+            node = helper.make_node("LayerNormalization", list(feeds), ["y"], axis=-k, epsilon=self.eps,
+                                    stash_type=_stash_type(self.dtype))
+            return (node, [("x", self.dtype, rank)] + [(name, self.dtype, k) for name in list(feeds)[1:]],
+                    [("y", self.dtype, rank)])
+        return self._run((rank, k, self.eps, has_bias), graph, feeds, [x.shape])[0]
 
 
 class RMSNorm(_Affine):
@@ -386,12 +406,13 @@ class RMSNorm(_Affine):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x)
-        k = len(self.shape)
-        node = helper.make_node("RMSNormalization", ["x", "scale"], ["y"], axis=-k, epsilon=self.eps,
-                                stash_type=_stash_type(self.dtype))
-        inputs = [("x", self.dtype, x.ndim), ("scale", self.dtype, k)]
-        feeds = {"x": x, "scale": self.scale_input()}
-        return self._run((x.ndim, k, self.eps), node, inputs, [("y", self.dtype, x.ndim)], feeds, [x.shape])[0]
+        k, rank = len(self.shape), x.ndim
+
+        def graph():
+            node = helper.make_node("RMSNormalization", ["x", "scale"], ["y"], axis=-k, epsilon=self.eps,
+                                    stash_type=_stash_type(self.dtype))
+            return node, [("x", self.dtype, rank), ("scale", self.dtype, k)], [("y", self.dtype, rank)]
+        return self._run((rank, k, self.eps), graph, {"x": x, "scale": self.scale_input()}, [x.shape])[0]
 
 
 class GroupNorm(_Affine):
@@ -405,9 +426,12 @@ class GroupNorm(_Affine):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x)
-        node = helper.make_node("GroupNormalization", ["x", "scale", "bias"], ["y"], epsilon=self.eps,
-                                num_groups=self.groups, stash_type=_stash_type(self.dtype))
-        inputs = [("x", self.dtype, x.ndim), ("scale", self.dtype, 1), ("bias", self.dtype, 1)]
+        rank = x.ndim
+
+        def graph():
+            node = helper.make_node("GroupNormalization", ["x", "scale", "bias"], ["y"], epsilon=self.eps,
+                                    num_groups=self.groups, stash_type=_stash_type(self.dtype))
+            return (node, [("x", self.dtype, rank), ("scale", self.dtype, 1), ("bias", self.dtype, 1)],
+                    [("y", self.dtype, rank)])
         feeds = {"x": x, "scale": self.scale_input(), "bias": self.bias_input()}
-        return self._run((x.ndim, self.groups, self.eps), node, inputs, [("y", self.dtype, x.ndim)], feeds,
-                         [x.shape])[0]
+        return self._run((rank, self.groups, self.eps), graph, feeds, [x.shape])[0]
