@@ -47,6 +47,7 @@ from collections import OrderedDict
 import numpy as np
 
 from nnconform.backend_api import BackendError, Capabilities
+from nnconform.dtypes import numpy_dtype
 
 try:
     import onnx
@@ -75,7 +76,7 @@ LAYER_DTYPES = {
     "RMSNorm": frozenset({"float16", "float32", "float64"}),
 }
 
-# The ONNX operator each layer runs, and the lowest opset that has its semantics here.
+# The ONNX operator each layer runs (its version is the latest at the model's opset).
 OPERATORS = {"Dropout": "Dropout", **{n: "BatchNormalization" for n in BATCHNORMS},
              **{n: "InstanceNormalization" for n in INSTANCENORMS}, "LayerNorm": "LayerNormalization",
              "GroupNorm": "GroupNormalization", "RMSNorm": "RMSNormalization"}
@@ -88,12 +89,6 @@ _TRUE, _FALSE = np.array(True), np.array(False)  # Dropout's training_mode input
 def _elem_types() -> dict:
     return {"float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16,
             "float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE, "bool": TensorProto.BOOL}
-
-
-def _numpy_dtypes() -> dict:
-    import ml_dtypes
-    return {"float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfloat16),
-            "float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 
 def _stash_type(dtype: str) -> int:
@@ -229,7 +224,7 @@ class _Layer:
     trainable = frozenset()
 
     def __init__(self, backend: OnnxRuntimeBackend, dtype: str):
-        self.backend, self.dtype, self.np_dtype = backend, dtype, _numpy_dtypes()[dtype]
+        self.backend, self.dtype, self.np_dtype = backend, dtype, numpy_dtype(dtype)
         self.training = True
 
     def train(self):
