@@ -59,6 +59,7 @@ class Capabilities:
     # Parameter values the backend cannot build, by parameter name: for example
     # {"momentum": (None,), "track_running_stats": (False,)}. Draws never take them;
     # an item whose clause can only take such values is unsupported, never failed.
+    # A key "Layer.name" ("InstanceNorm2d.track_running_stats") holds for that layer only.
     unsupported_values: dict[str, tuple] = field(default_factory=dict)
     # Whether layers implement load_state(values). Without it, clauses that need drawn
     # state run with the layer's own initial state, and the summary says they were limited.
@@ -66,20 +67,29 @@ class Capabilities:
     # The named conventions the backend follows where the spec allows several
     # (for example {"running_var": "biased"}); absent names follow the spec's default.
     conventions: dict[str, str] = field(default_factory=dict)
+    # Dtypes per layer, for the layers whose dtypes differ from `dtypes` (a framework
+    # whose kernels exist for some dtypes only, op by op): for example
+    # {"Dropout": frozenset({"float32", "float64"})}. A layer not named here has `dtypes`.
+    layer_dtypes: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def unsupported_reason(self, layer: str, dtype: str | None, needs_autograd: bool = False) -> str | None:
         if layer not in self.layers:
             return f"layer {layer} is not in the backend's declared layers {sorted(self.layers)}"
+        if dtype is not None and layer in self.layer_dtypes and dtype not in self.layer_dtypes[layer]:
+            return f"dtype {dtype} is not in the backend's declared dtypes for {layer} {sorted(self.layer_dtypes[layer])}"
         if dtype is not None and dtype not in self.dtypes:
             return f"dtype {dtype} is not in the backend's declared dtypes {sorted(self.dtypes)}"
         if needs_autograd and not self.autograd:
             return "the backend does not declare autograd"
         return None
 
-    def supports_value(self, name: str, value) -> bool:
-        """False when the backend declared ``value`` of parameter ``name`` unsupported."""
-        return not any(value is bad or (value == bad and type(value) is type(bad))
-                       for bad in self.unsupported_values.get(name, ()))
+    def supports_value(self, name: str, value, layer: str | None = None) -> bool:
+        """False when the backend declared ``value`` of parameter ``name`` unsupported,
+        for every layer or (a "Layer.name" key) for ``layer``."""
+        declared = tuple(self.unsupported_values.get(name, ()))
+        if layer is not None:
+            declared += tuple(self.unsupported_values.get(f"{layer}.{name}", ()))
+        return not any(value is bad or (value == bad and type(value) is type(bad)) for bad in declared)
 
 
 class BackendError(RuntimeError):

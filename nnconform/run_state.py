@@ -105,7 +105,10 @@ class RunState:
             "backend": {"spec": self.backend_spec, "name": str(getattr(backend, "name", self.backend_spec)),
                         "version": str(getattr(backend, "version", "")) or None,
                         "device": capabilities.device, "layers": sorted(capabilities.layers),
-                        "dtypes": sorted(capabilities.dtypes), "autograd": capabilities.autograd,
+                        "dtypes": sorted(capabilities.dtypes),
+                        "layer_dtypes": {layer: sorted(dtypes) for layer, dtypes in
+                                         sorted(getattr(capabilities, "layer_dtypes", {}).items())},
+                        "autograd": capabilities.autograd,
                         "unavailable": getattr(backend, "unavailable", None) or None},
             "platform": platform_info(),
             "run": {"profile": self.profile, "profile_source": self.profile_source, "seed": self.base_seed,
