@@ -59,6 +59,7 @@ class Capabilities:
     # Parameter values the backend cannot build, by parameter name: for example
     # {"momentum": (None,), "track_running_stats": (False,)}. Draws never take them;
     # an item whose clause can only take such values is unsupported, never failed.
+    # A key "Layer.name" ("InstanceNorm2d.track_running_stats") applies to that layer only.
     unsupported_values: dict[str, tuple] = field(default_factory=dict)
     # Whether layers implement load_state(values). Without it, clauses that need drawn
     # state run with the layer's own initial state, and the summary says they were limited.
@@ -76,10 +77,12 @@ class Capabilities:
             return "the backend does not declare autograd"
         return None
 
-    def supports_value(self, name: str, value) -> bool:
-        """False when the backend declared ``value`` of parameter ``name`` unsupported."""
-        return not any(value is bad or (value == bad and type(value) is type(bad))
-                       for bad in self.unsupported_values.get(name, ()))
+    def supports_value(self, name: str, value, layer: str | None = None) -> bool:
+        """False when the backend declared ``value`` of parameter ``name`` unsupported,
+        for every layer or (a "Layer.name" key) for ``layer``."""
+        declared = (*self.unsupported_values.get(name, ()),
+                    *(self.unsupported_values.get(f"{layer}.{name}", ()) if layer is not None else ()))
+        return not any(value is bad or (value == bad and type(value) is type(bad)) for bad in declared)
 
 
 class BackendError(RuntimeError):
