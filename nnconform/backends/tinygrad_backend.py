@@ -5,13 +5,15 @@ This is the only module that imports tinygrad. It maps the suite's layers to
 GroupNorm and RMSNorm, converts numpy arrays to tensors and back (bfloat16 through a
 uint16 bitcast, so no value is rounded twice) and never re-implements a layer.
 
-Device: tinygrad's CPU device with its LLVM renderer (``DEV=CPU:LLVM``), set
-explicitly when the backend is created. tinygrad compiles each kernel for its
-shapes; the LLVM renderer compiles in-process through libLLVM (16 or newer; 15
-rejects tinygrad's IR), and the CPU device needs a ``clang`` on PATH for its own
-queue helpers. Kernels run on one thread and compile without a worker pool
-(``NUM_CPU_THREADS=1``, ``PARALLEL=0``): conformance inputs are small and xdist
-workers share few cores.
+Device: tinygrad's CPU device with its default renderer, C compiled by clang
+(``DEV=CPU:CLANG``), set explicitly when the backend is created. tinygrad compiles
+each kernel for its shapes with the ``clang`` on PATH (or ``$CC``); bfloat16 kernels
+need a clang that computes with ``__bf16`` (17 or newer: Debian 12's clang 14 does
+not), and where the compiler cannot, bfloat16 is left out of the declared dtypes
+with a note. (The LLVM renderer, ``CPU:LLVM``, fails to compile float64 batch norm
+in tinygrad 0.14.0: "integer constant must have integer type".) Kernels run on one
+thread and compile without a worker pool (``NUM_CPU_THREADS=1``, ``PARALLEL=0``):
+conformance inputs are small and xdist workers share few cores.
 
 Speed: a train-mode dropout call costs tens of milliseconds eagerly (scheduling the
 graph in Python), too slow for the clauses that make thousands of calls. Repeated
@@ -41,7 +43,7 @@ except ImportError as error:  # pragma: no cover - exercised only without tinygr
     _IMPORT_ERROR = error
 
 DEVICE = "CPU"
-TARGET = "CPU:LLVM"  # tinygrad's CPU device, LLVM renderer
+TARGET = "CPU:CLANG"  # tinygrad's CPU device, its default renderer (C through clang)
 _DROPOUTS = ("Dropout",)
 _BATCHNORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 _INSTANCENORMS = ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
@@ -53,6 +55,11 @@ _JIT_AFTER = 2  # eager calls of one shape before its jit is made: clauses that 
 def _tiny_dtype(name: str):
     return {"float16": dtypes.float16, "bfloat16": dtypes.bfloat16, "float32": dtypes.float32,
             "float64": dtypes.float64}[name]
+
+
+def _last_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[-1][:200] if text else type(error).__name__
 
 
 def to_tensor(array: np.ndarray) -> "Tensor":
@@ -72,7 +79,7 @@ def to_numpy(tensor: "Tensor") -> np.ndarray:
 
 
 class TinygradBackend:
-    """tinygrad's layers on its CPU device (LLVM renderer)."""
+    """tinygrad's layers on its CPU device (clang renderer)."""
     name = "tinygrad"
 
     def __init__(self):
@@ -86,8 +93,23 @@ class TinygradBackend:
         PARALLEL.value = 0
         self._jits: dict = {}
         self.stats = {"eager calls": 0, "jit replays": 0, "jits made": 0}
+        notes = {"device": f"{TARGET} (tinygrad's CPU device with its default clang renderer), one thread",
+                 "speed": "repeated train-mode dropout calls of one shape replay a TinyJit, dropped on every seed()"}
+        declared = set(DTYPES)
+        try:
+            self._probe("float32")
+        except Exception as error:  # no clang: every item is skipped with this reason
+            self.unavailable = (f"tinygrad's {TARGET} device cannot run here ({type(error).__name__}: "
+                                f"{_last_line(error)}); it needs clang on PATH")
+        else:
+            try:
+                self._probe("bfloat16")
+            except Exception as error:
+                declared.discard("bfloat16")
+                notes["bfloat16"] = (f"left out: this machine's clang cannot compile tinygrad's bfloat16 kernels "
+                                     f"({_last_line(error)}); clang 17 or newer can")
         self.capabilities = Capabilities(
-            layers=frozenset(_LAYERS), dtypes=frozenset(DTYPES), device=f"tinygrad {TARGET}", autograd=True,
+            layers=frozenset(_LAYERS), dtypes=frozenset(declared), device=f"tinygrad {TARGET}", autograd=True,
             unsupported_values={
                 "inplace": (True,),  # Tensor.dropout returns a new tensor; it has no in-place form
                 "momentum": (None,),  # nn.BatchNorm computes (1 - momentum): no cumulative average
@@ -95,18 +117,11 @@ class TinygradBackend:
                 "eps": (None,),  # nn.RMSNorm takes a float eps (default 1e-6), no "machine epsilon"
                 **{f"{layer}.track_running_stats": (True,) for layer in _INSTANCENORMS},  # no running statistics
             },
-            notes={"device": f"{TARGET} (tinygrad's CPU device with its LLVM renderer), one thread",
-                   "speed": "repeated train-mode dropout calls of one shape replay a TinyJit, dropped on every seed()"})
-        try:
-            self._probe()
-        except Exception as error:  # no clang, no usable libLLVM: every item is skipped with this reason
-            self.unavailable = (f"tinygrad's {TARGET} device cannot run here ({type(error).__name__}: "
-                                f"{str(error).strip().splitlines()[-1] if str(error).strip() else ''}); it needs "
-                                "clang on PATH and libLLVM 16 or newer")
+            notes=notes)
 
     @staticmethod
-    def _probe() -> None:
-        Tensor([1.0], device=DEVICE).add(1).numpy()
+    def _probe(dtype: str) -> None:
+        Tensor([1.0, 2.0], device=DEVICE, dtype=_tiny_dtype(dtype)).mul(3).sqrt().numpy()
 
     def seed(self, seed: int) -> None:
         Tensor.manual_seed(seed)
@@ -121,27 +136,34 @@ class TinygradBackend:
             raise BackendError(f"backend {self.name!r} has no layer {layer!r}")
         if layer in _DROPOUTS:
             return DropoutLayer(self, params["p"], dtype)
-        # tinygrad's layers create their parameters in the default float dtype
+        # tinygrad's layers create their parameters in the default float dtype; they are
+        # realized inside the context (a lazy constant made under DEFAULT_FLOAT=float16
+        # and realized outside it fails tinygrad's UOp verification)
         with Context(DEFAULT_FLOAT=dtype):
-            if layer in _BATCHNORMS:
-                module = nn.BatchNorm(params["num_features"], eps=params["eps"], affine=params["affine"],
-                                      track_running_stats=params["track_running_stats"], momentum=params["momentum"])
-                return NormLayer(self, module, dtype, tracks=params["track_running_stats"])
-            if layer in _INSTANCENORMS:
-                module = nn.InstanceNorm(params["num_features"], eps=params["eps"], affine=params["affine"])
-                return NormLayer(self, module, dtype, unbatched_rank=_UNBATCHED_RANK[layer])
-            if layer == "GroupNorm":
-                module = nn.GroupNorm(params["num_groups"], params["num_channels"], eps=params["eps"],
-                                      affine=params["affine"])
-                return NormLayer(self, module, dtype)
-            if layer == "LayerNorm":
-                module = nn.LayerNorm(params["normalized_shape"], eps=params["eps"],
-                                      elementwise_affine=params["elementwise_affine"])
-                return NormLayer(self, module, dtype)
-            shape = (params["normalized_shape"],) if isinstance(params["normalized_shape"], int) \
-                else tuple(params["normalized_shape"])
-            module = nn.RMSNorm(math.prod(shape), eps=params["eps"], elementwise_affine=params["elementwise_affine"])
-            return NormLayer(self, module, dtype, trailing=shape)
+            built = self._build(layer, params, dtype)
+            Tensor.realize(*[t for t in nn.state.get_parameters(built.module)])
+        return built
+
+    def _build(self, layer: str, params: dict, dtype: str):
+        if layer in _BATCHNORMS:
+            module = nn.BatchNorm(params["num_features"], eps=params["eps"], affine=params["affine"],
+                                  track_running_stats=params["track_running_stats"], momentum=params["momentum"])
+            return NormLayer(self, module, dtype, tracks=params["track_running_stats"])
+        if layer in _INSTANCENORMS:
+            module = nn.InstanceNorm(params["num_features"], eps=params["eps"], affine=params["affine"])
+            return NormLayer(self, module, dtype, unbatched_rank=_UNBATCHED_RANK[layer])
+        if layer == "GroupNorm":
+            module = nn.GroupNorm(params["num_groups"], params["num_channels"], eps=params["eps"],
+                                  affine=params["affine"])
+            return NormLayer(self, module, dtype)
+        if layer == "LayerNorm":
+            module = nn.LayerNorm(params["normalized_shape"], eps=params["eps"],
+                                  elementwise_affine=params["elementwise_affine"])
+            return NormLayer(self, module, dtype)
+        shape = (params["normalized_shape"],) if isinstance(params["normalized_shape"], int) \
+            else tuple(params["normalized_shape"])
+        module = nn.RMSNorm(math.prod(shape), eps=params["eps"], elementwise_affine=params["elementwise_affine"])
+        return NormLayer(self, module, dtype, trailing=shape)
 
 
 class _Layer:
