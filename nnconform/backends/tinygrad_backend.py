@@ -110,6 +110,8 @@ class TinygradBackend:
                                      f"({_last_line(error)}); clang 17 or newer can")
         self.capabilities = Capabilities(
             layers=frozenset(_LAYERS), dtypes=frozenset(declared), device=f"tinygrad {TARGET}", autograd=True,
+            # Tensor.dropout is a function: it checks p (ValueError) when it is called
+            conventions={"validation": "at-first-call"},
             unsupported_values={
                 "inplace": (True,),  # Tensor.dropout returns a new tensor; it has no in-place form
                 "momentum": (None,),  # nn.BatchNorm computes (1 - momentum): no cumulative average
