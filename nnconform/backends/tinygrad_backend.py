@@ -49,6 +49,10 @@ _BATCHNORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 _INSTANCENORMS = ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
 _LAYERS = _DROPOUTS + _BATCHNORMS + _INSTANCENORMS + ("LayerNorm", "GroupNorm", "RMSNorm")
 _UNBATCHED_RANK = {"InstanceNorm1d": 2, "InstanceNorm2d": 3, "InstanceNorm3d": 4}
+# The state fields of each family (its spec's [state] tables); the ones tinygrad's layer
+# does not keep are None in state().
+_BATCHNORM_FIELDS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+_INSTANCENORM_FIELDS = ("weight", "bias", "running_mean", "running_var")
 _JIT_AFTER = 2  # eager calls of one shape before its jit is made: clauses that call once or twice never compile it
 
 
@@ -150,22 +154,22 @@ class TinygradBackend:
         if layer in _BATCHNORMS:
             module = nn.BatchNorm(params["num_features"], eps=params["eps"], affine=params["affine"],
                                   track_running_stats=params["track_running_stats"], momentum=params["momentum"])
-            return NormLayer(self, module, dtype, tracks=params["track_running_stats"])
+            return NormLayer(self, module, dtype, _BATCHNORM_FIELDS, tracks=params["track_running_stats"])
         if layer in _INSTANCENORMS:
             module = nn.InstanceNorm(params["num_features"], eps=params["eps"], affine=params["affine"])
-            return NormLayer(self, module, dtype, unbatched_rank=_UNBATCHED_RANK[layer])
+            return NormLayer(self, module, dtype, _INSTANCENORM_FIELDS, unbatched_rank=_UNBATCHED_RANK[layer])
         if layer == "GroupNorm":
             module = nn.GroupNorm(params["num_groups"], params["num_channels"], eps=params["eps"],
                                   affine=params["affine"])
-            return NormLayer(self, module, dtype)
+            return NormLayer(self, module, dtype, ("weight", "bias"))
         if layer == "LayerNorm":
             module = nn.LayerNorm(params["normalized_shape"], eps=params["eps"],
                                   elementwise_affine=params["elementwise_affine"])
-            return NormLayer(self, module, dtype)
+            return NormLayer(self, module, dtype, ("weight", "bias"))
         shape = (params["normalized_shape"],) if isinstance(params["normalized_shape"], int) \
             else tuple(params["normalized_shape"])
         module = nn.RMSNorm(math.prod(shape), eps=params["eps"], elementwise_affine=params["elementwise_affine"])
-        return NormLayer(self, module, dtype, trailing=shape)
+        return NormLayer(self, module, dtype, ("weight",), trailing=shape)
 
 
 class _Layer:
@@ -272,10 +276,10 @@ class NormLayer(_Layer):
     BatchNorm reads (batch statistics and a running update in train mode); the others
     normalize the same way in both modes."""
 
-    def __init__(self, backend: TinygradBackend, module, dtype: str, tracks: bool = False,
+    def __init__(self, backend: TinygradBackend, module, dtype: str, fields: tuple[str, ...], tracks: bool = False,
                  unbatched_rank: int | None = None, trailing: tuple[int, ...] | None = None):
         super().__init__(backend, dtype)
-        self.module, self.tracks = module, tracks
+        self.module, self.fields, self.tracks = module, fields, tracks
         self.unbatched_rank, self.trailing = unbatched_rank, trailing
 
     @property
@@ -301,7 +305,7 @@ class NormLayer(_Layer):
         return [self.module.running_mean, self.module.running_var, self.module.num_batches_tracked]
 
     def backward(self, grad_output: np.ndarray) -> dict:
-        names = tuple(name for name in ("weight", "bias") if hasattr(self.module, name))
+        names = tuple(name for name in ("weight", "bias") if name in self.fields)
         grads = self._gradients(grad_output, names)
         return {"input": grads["input"], "weight": grads.get("weight"), "bias": grads.get("bias")}
 
@@ -311,12 +315,10 @@ class NormLayer(_Layer):
         return value
 
     def state(self) -> dict:
-        """Every parameter and buffer the tinygrad layer keeps (None where it keeps none)."""
+        """The family's state fields as the tinygrad layer keeps them (None where it keeps none)."""
         state = {}
-        for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
-            if not hasattr(self.module, name):
-                continue
-            value = getattr(self.module, name)
+        for name in self.fields:
+            value = getattr(self.module, name, None)
             if value is None:
                 state[name] = None
             elif not dtypes.is_float(value.dtype):
