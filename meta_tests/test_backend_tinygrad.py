@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,18 +97,21 @@ def test_jitted_dropout_draws_the_eager_masks_and_follows_the_seed(backend):
 
 
 def test_a_fast_subset_of_its_conformance_items_passes():
-    """A few clauses per family, five examples each, with the known-deviations file."""
-    subset = " or ".join([
+    """A few clauses per family, three examples each, with the known-deviations file:
+    each item passes or fails only as a known deviation, and nothing else fails."""
+    subset = [
         "dropout.train.drop-rate:Dropout:float32", "dropout.train.position-uniformity:Dropout:float32",
-        "dropout.grad.mask:Dropout:float32", "dropout.eval.identity:Dropout:bfloat16",
-        "batchnorm.train.output:BatchNorm2d:float32", "batchnorm.grad.reference:BatchNorm1d:float64",
-        "batchnorm.eval.output:BatchNorm1d:float16",
+        "dropout.grad.mask:Dropout:float32", "dropout.init.p-range:Dropout:float32",
+        "batchnorm.train.running-update:BatchNorm2d:float32", "batchnorm.grad.reference:BatchNorm1d:float64",
         "layernorm.train.output:LayerNorm:float32", "groupnorm.train.output:GroupNorm:float32",
-        "instancenorm.train.output:InstanceNorm1d:float32", "rmsnorm.train.output:RMSNorm:float32",
-    ])
+        "instancenorm.train.output:InstanceNorm1d:float32", "rmsnorm.train.output:RMSNorm:bfloat16",
+    ]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/test_conformance.py", "-q", "-p", "no:xdist", "--backend", "tinygrad",
-         "--conformance-profile", "ci", "--max-examples", "5", "-k", subset],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+         "--conformance-profile", "ci", "--max-examples", "3", "-k", " or ".join(subset)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
-    assert "11 passed" in result.stdout, result.stdout[-3000:]
+    summary = result.stdout[result.stdout.index("nnconform conformance summary"):]
+    counts = {status: int(n) for n, status in re.findall(r"(\d+) ([a-z-]+)", summary.splitlines()[1])}
+    assert counts.get("passed", 0) + counts.get("known-deviation", 0) == len(subset), summary
+    assert "failed" not in counts, summary
