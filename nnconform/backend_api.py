@@ -60,6 +60,7 @@ class Capabilities:
     # {"momentum": (None,), "track_running_stats": (False,)}. Draws never take them;
     # an item whose clause can only take such values is unsupported, never failed.
     # A key "Layer.name" ("InstanceNorm2d.track_running_stats") holds for that layer only.
+    # A key "Layer.name" ("InstanceNorm2d.track_running_stats") applies to that layer only.
     unsupported_values: dict[str, tuple] = field(default_factory=dict)
     # Whether layers implement load_state(values). Without it, clauses that need drawn
     # state run with the layer's own initial state, and the summary says they were limited.
@@ -89,6 +90,8 @@ class Capabilities:
         declared = tuple(self.unsupported_values.get(name, ()))
         if layer is not None:
             declared += tuple(self.unsupported_values.get(f"{layer}.{name}", ()))
+        declared = (*self.unsupported_values.get(name, ()),
+                    *(self.unsupported_values.get(f"{layer}.{name}", ()) if layer is not None else ()))
         return not any(value is bad or (value == bad and type(value) is type(bad)) for bad in declared)
 
 

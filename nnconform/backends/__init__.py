@@ -14,6 +14,7 @@ BUILTIN = {
     "torch-cuda": "nnconform.backends.torch_backend:TorchCudaBackend",
     "reference": "nnconform.backends.reference_backend:ReferenceBackend",
     "onnxruntime": "nnconform.backends.onnxruntime_backend:OnnxRuntimeBackend",
+    "tinygrad": "nnconform.backends.tinygrad_backend:TinygradBackend",
 }
 
 
