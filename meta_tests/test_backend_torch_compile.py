@@ -1,0 +1,104 @@
+"""The torch-compile backend: it loads and declares what it claims, its layers run
+compiled code (counted, never an eager fallback), a fast subset of its conformance
+items passes, and without torch its error names the extra to install.
+
+Compiling is slow (seconds per graph on a loaded 2-core machine), so these tests use
+few layers, one dtype and few examples; inductor's on-disk cache makes reruns faster.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from nnconform.backend_api import BackendError  # noqa: E402
+from nnconform.backends import load_backend, torch_compile_backend  # noqa: E402
+from nnconform.backends.torch_backend import _LAYERS  # noqa: E402
+from nnconform.vocabulary import DTYPES  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return load_backend("torch-compile")
+
+
+def test_backend_loads_and_declares_what_it_claims(backend):
+    assert backend.name == "torch-compile"
+    assert backend.version == torch.__version__
+    capabilities = backend.capabilities
+    assert capabilities.layers == frozenset(_LAYERS)
+    assert capabilities.dtypes == frozenset(DTYPES)
+    assert capabilities.autograd and capabilities.load_state
+    assert capabilities.conventions == {}  # it is torch: torch's own conventions, the spec's defaults
+    assert "fallback" in capabilities.notes["fallbacks"]
+    assert torch._dynamo.config.fail_on_recompile_limit_hit
+
+
+def test_compiled_code_runs_with_no_fallback_and_new_float_values_reuse_nothing_silently(backend):
+    """Over a small run the counters show compiled graphs, every forward call served by
+    compiled code, gradients through AOTAutograd's compiled function, and no fallback."""
+    backend.evidence()  # start the count here
+    rng = np.random.default_rng(0)
+    for eps, shape in ((1e-5, (4, 3, 2)), (1e-5, (5, 3, 7)), (1e-3, (3, 3, 4))):
+        layer = backend.build("BatchNorm1d", {"num_features": 3, "eps": eps, "momentum": 0.1, "affine": True,
+                                              "track_running_stats": True}, "float32")
+        out = layer.forward(rng.standard_normal(shape).astype(np.float32))
+        assert out.shape == shape and out.dtype == np.float32
+    layer.requires_grad = True
+    x = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    layer.forward(x)
+    grads = layer.backward(np.ones_like(x))
+    assert grads["input"].shape == x.shape and grads["weight"].shape == (3,)
+    notes = backend.evidence()
+    assert notes["eager fallbacks"] == "0", notes
+    assert notes["compiled calls"] == "4 of 4 forward calls", notes
+    assert notes["compiled backward"] == "1", notes
+    # three shapes of one rank share a graph; eps = 1e-3 is a new float value, which torch
+    # 2.13 specializes (an ATen float argument): one more graph, never a fallback
+    assert 1 <= int(notes["compiled graphs"]) <= 4, notes
+    assert backend.evidence()["compiled graphs"] == "0"  # per item: the count restarts
+
+
+def test_a_call_without_compiled_code_is_an_error(backend, monkeypatch):
+    layer = backend.build("Dropout", {"p": 0.5, "inplace": False}, "float32")
+    layer.eval()
+    monkeypatch.setattr(backend, "compiled", lambda key: lambda module, x: module(x))  # an eager fallback
+    with pytest.raises(torch_compile_backend.EagerFallback, match="without compiled code"):
+        layer.forward(np.ones(3, np.float32))
+    assert backend.evidence()["eager fallbacks"] == "1"
+
+
+SUBSET = " or ".join([
+    "dropout.train.survivor-scale:Dropout:float32", "dropout.eval.identity:Dropout:float32",
+    "batchnorm.train.output:BatchNorm2d:float32", "batchnorm.grad.reference:BatchNorm1d:float32",
+    "layernorm.train.output:LayerNorm:float32", "groupnorm.train.output:GroupNorm:float32",
+])
+
+
+def test_a_fast_subset_of_its_conformance_items_passes(tmp_path):
+    report = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_conformance.py", "-q", "-p", "no:xdist", "--backend",
+         "torch-compile", "--max-examples", "5", "--conformance-profile", "ci", "-k", SUBSET,
+         f"--conformance-json={report}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    items = json.loads(report.read_text())["items"]
+    assert {item["status"] for item in items} == {"passed"} and len(items) == 6, items
+    for item in items:  # with the core's evidence() hook: the backend's notes per item
+        notes = item.get("backend_notes")
+        if notes:
+            assert notes["eager fallbacks"] == "0", item
+
+
+def test_without_torch_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setattr(torch_compile_backend, "torch", None)
+    with pytest.raises(BackendError) as error:
+        torch_compile_backend.TorchCompileBackend()
+    assert str(error.value) == ("backend 'torch-compile': torch is not installed; "
+                                "install it with: pip install 'nnconform[torch-compile]'")
