@@ -36,7 +36,7 @@ def test_backend_loads_and_declares_what_it_claims(backend):
     assert capabilities.dtypes == frozenset(DTYPES)
     assert capabilities.autograd and capabilities.load_state
     assert capabilities.conventions == {}  # it is torch: torch's own conventions, the spec's defaults
-    assert "fallback" in capabilities.notes["fallbacks"]
+    assert "ran no compiled code is an error" in capabilities.notes["fallbacks"]
     assert torch._dynamo.config.fail_on_recompile_limit_hit
 
 
@@ -74,10 +74,12 @@ def test_a_call_without_compiled_code_is_an_error(backend, monkeypatch):
     assert backend.evidence()["eager fallbacks"] == "1"
 
 
+# One item each of dropout, batch norm (output and gradient) and layer norm, and one
+# known deviation (its failure must be the one the known-deviations file names).
 SUBSET = " or ".join([
-    "dropout.train.survivor-scale:Dropout:float32", "dropout.eval.identity:Dropout:float32",
-    "batchnorm.train.output:BatchNorm2d:float32", "batchnorm.grad.reference:BatchNorm1d:float32",
-    "layernorm.train.output:LayerNorm:float32", "groupnorm.train.output:GroupNorm:float32",
+    "dropout.eval.identity:Dropout:float32", "batchnorm.train.output:BatchNorm2d:float32",
+    "batchnorm.grad.reference:BatchNorm1d:float32", "layernorm.train.output:LayerNorm:float32",
+    "batchnorm.train.single-value-error:BatchNorm1d:float32",
 ])
 
 
@@ -85,15 +87,19 @@ def test_a_fast_subset_of_its_conformance_items_passes(tmp_path):
     report = tmp_path / "report.json"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/test_conformance.py", "-q", "-p", "no:xdist", "--backend",
-         "torch-compile", "--max-examples", "5", "--conformance-profile", "ci", "-k", SUBSET,
+         "torch-compile", "--max-examples", "3", "--conformance-profile", "ci", "-k", SUBSET,
          f"--conformance-json={report}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     items = json.loads(report.read_text())["items"]
-    assert {item["status"] for item in items} == {"passed"} and len(items) == 6, items
-    for item in items:  # with the core's evidence() hook: the backend's notes per item
-        notes = item.get("backend_notes")
-        if notes:
-            assert notes["eager fallbacks"] == "0", item
+    status = {item["id"]: item["status"] for item in items}
+    assert status.pop("batchnorm.train.single-value-error:BatchNorm1d:float32") == "known-deviation", items
+    assert set(status.values()) == {"passed"} and len(status) == 4, items
+    for item in items:  # the backend's evidence() per item: compiled code ran, no fallback
+        notes = item["backend_notes"]
+        assert notes["eager fallbacks"] == "0", item
+        if item["status"] == "passed":
+            calls, _, total = notes["compiled calls"].split()[:3]
+            assert calls == total and int(total) > 0, item
 
 
 def test_without_torch_the_error_names_the_extra(monkeypatch):
