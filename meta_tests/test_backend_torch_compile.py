@@ -88,7 +88,7 @@ def test_a_fast_subset_of_its_conformance_items_passes(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/test_conformance.py", "-q", "-p", "no:xdist", "--backend",
          "torch-compile", "--max-examples", "3", "--conformance-profile", "ci", "-k", SUBSET,
-         f"--conformance-json={report}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+         f"--conformance-json={report}"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     items = json.loads(report.read_text())["items"]
     status = {item["id"]: item["status"] for item in items}

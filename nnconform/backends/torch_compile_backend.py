@@ -6,10 +6,12 @@ It reuses the torch adapter whole (modules, numpy conversion, state, load_state 
 backward) and changes one thing: a layer's module is called through a compiled
 function. What it adds is what makes that a fair test of the compiler:
 
-- Compiled once per layer kind, not once per example. One compiled function per
-  (layer, dtype, structure, mode, grad mode, input rank); shapes are dynamic, and the
-  float hyperparameters (eps, momentum, p) are read as symbolic floats
-  (``specialize_float = False``), so a new value or shape reuses the compiled code.
+- Compiled per layer kind, not per example. One compiled function per (layer, dtype,
+  structure, mode, grad mode, input rank), each with its own TorchDynamo cache; shapes
+  are dynamic, so a new size reuses a graph. The float hyperparameters (eps, momentum,
+  p) cannot be runtime inputs in torch 2.13: each reaches an ATen ``float`` argument,
+  where torch specializes it even with ``specialize_float = False``, so a new value
+  compiles a new graph of the same function (counted as a recompile, never a fallback).
 - No silent eager fallback. A graph break is an error (``fullgraph=True``), hitting the
   recompile limit is an error (``fail_on_recompile_limit_hit``), and every forward call
   must run a graph the inductor compiled: the compiled code is wrapped in a counter, and
@@ -79,7 +81,8 @@ class TorchCompileBackend(TorchBackend):
         self.capabilities = Capabilities(
             layers=frozenset(_LAYERS), dtypes=frozenset(DTYPES), device=self.device, autograd=True,
             notes={"compiler": "torch.compile(backend=inductor, fullgraph=True, dynamic=True) on the CPU; "
-                               "float hyperparameters unspecialized (specialize_float=False)",
+                               "shapes dynamic; eps, momentum and p specialized by torch (a new value is a new "
+                               "graph of the same compiled function)",
                    "fallbacks": "none allowed: a graph break, a hit recompile limit or a forward call that "
                                 "ran no compiled code is an error; per-item counts in the report's backend notes"})
 
