@@ -84,10 +84,12 @@ SUBSET = " or ".join([
 
 
 def test_a_fast_subset_of_its_conformance_items_passes(tmp_path):
+    """No item time limit: each new graph takes seconds to compile, and on a loaded
+    machine tens of seconds, which is slow but not wrong."""
     report = tmp_path / "report.json"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/test_conformance.py", "-q", "-p", "no:xdist", "--backend",
-         "torch-compile", "--max-examples", "3", "--conformance-profile", "ci", "-k", SUBSET,
+         "torch-compile", "--max-examples", "3", "--conformance-profile", "ci", "--clause-timeout", "0", "-k", SUBSET,
          f"--conformance-json={report}"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     items = json.loads(report.read_text())["items"]
