@@ -12,6 +12,7 @@ ENTRY_POINT_GROUP = "nnconform.backends"
 BUILTIN = {
     "torch": "nnconform.backends.torch_backend:TorchBackend",
     "torch-cuda": "nnconform.backends.torch_backend:TorchCudaBackend",
+    "torch-compile": "nnconform.backends.torch_compile_backend:TorchCompileBackend",
     "reference": "nnconform.backends.reference_backend:ReferenceBackend",
     "onnxruntime": "nnconform.backends.onnxruntime_backend:OnnxRuntimeBackend",
     "tinygrad": "nnconform.backends.tinygrad_backend:TinygradBackend",

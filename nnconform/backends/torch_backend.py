@@ -131,17 +131,21 @@ class TorchLayer:
         if self.requires_grad:
             return self._forward_recording(tensor)
         with torch.no_grad():
-            out = self.module(tensor)
+            out = self._run(tensor)
         if self.device != "cpu":
             x[...] = to_numpy(tensor)  # mirror an in-place write back into the caller's array
         return to_numpy(out)
+
+    def _run(self, tensor):
+        """The module's call on a tensor; the torch-compile adapter runs it compiled."""
+        return self.module(tensor)
 
     def _forward_recording(self, tensor) -> np.ndarray:
         """Forward with autograd on, from a leaf copy of the input, keeping the graph
         for backward. Only gradient clauses pay for this; the others run no_grad."""
         leaf = tensor.detach().clone().requires_grad_(True)
         self.module.zero_grad(set_to_none=True)
-        out = self.module(leaf)
+        out = self._run(leaf)
         self._graph = (leaf, out)
         return to_numpy(out)
 
