@@ -57,7 +57,8 @@ class Capabilities:
     autograd: bool = False
     notes: dict[str, str] = field(default_factory=dict)
     # Parameter values the backend cannot build, by parameter name: for example
-    # {"momentum": (None,), "track_running_stats": (False,)}. Draws never take them;
+    # {"momentum": (None,), "track_running_stats": (False,)}; a key "Layer.name"
+    # (e.g. "InstanceNorm2d.track_running_stats") holds for that layer only. Draws never take them;
     # an item whose clause can only take such values is unsupported, never failed.
     unsupported_values: dict[str, tuple] = field(default_factory=dict)
     # Whether layers implement load_state(values). Without it, clauses that need drawn
@@ -76,10 +77,12 @@ class Capabilities:
             return "the backend does not declare autograd"
         return None
 
-    def supports_value(self, name: str, value) -> bool:
-        """False when the backend declared ``value`` of parameter ``name`` unsupported."""
-        return not any(value is bad or (value == bad and type(value) is type(bad))
-                       for bad in self.unsupported_values.get(name, ()))
+    def supports_value(self, name: str, value, layer: str | None = None) -> bool:
+        """False when the backend declared ``value`` of parameter ``name`` unsupported, for
+        every layer (key ``name``) or for this layer (key ``"Layer.name"``)."""
+        declared = self.unsupported_values.get(name, ()) + (
+            self.unsupported_values.get(f"{layer}.{name}", ()) if layer else ())
+        return not any(value is bad or (value == bad and type(value) is type(bad)) for bad in declared)
 
 
 class BackendError(RuntimeError):

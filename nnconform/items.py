@@ -59,7 +59,7 @@ def unsupported_reason(item: Item, capabilities, strict_conventions: bool = Fals
     if reason:
         return reason
     from nnconform.strategies import unsupported_values
-    reason = unsupported_values(item.clause, capabilities.supports_value)
+    reason = unsupported_values(item.clause, capabilities.supports_value, item.layer)
     if reason:
         return reason
     declared = {} if strict_conventions else capabilities.conventions

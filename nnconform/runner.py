@@ -95,7 +95,7 @@ class Runner:
             # The values where implementations break (each domain's `include`) run on
             # every run, one pinned example each, before the drawn examples.
             for offset, clause in enumerate(self.pinned(item), start=1):
-                if supports is None or unsupported_values(clause, supports) is None:  # a pinned value the backend declared unsupported is skipped
+                if supports is None or unsupported_values(clause, supports, item.layer) is None:  # a pinned value the backend declared unsupported is skipped
                     examples(clause, 1, item.seed(self.base_seed) + offset, pinned=True)
             examples(item.clause, item.examples(self.max_examples), item.seed(self.base_seed))
         except (ClauseFailure, BaseExceptionGroup) as error:

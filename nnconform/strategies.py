@@ -185,7 +185,7 @@ def _strategies(clause: Clause, layer: str, supports) -> dict[str, st.SearchStra
     cached = _CACHE.get(key)
     if cached is not None and cached[0] is clause:
         return cached[1]
-    strategies = {name: domain_strategy(domain, functools.partial(supports, name) if supports else None)
+    strategies = {name: domain_strategy(domain, functools.partial(supports, name, layer=layer) if supports else None)
                   for name, domain in clause.params.items()}
     strategies.update({
         "mode": st.sampled_from(clause.modes), "shape": shape_strategy(clause, layer),
@@ -198,10 +198,11 @@ def _strategies(clause: Clause, layer: str, supports) -> dict[str, st.SearchStra
     return strategies
 
 
-def unsupported_values(clause: Clause, supports) -> str | None:
-    """Why the clause cannot run on a backend whose ``supports(name, value)`` rules out
-    every value of one of its parameters; None when every domain keeps a value."""
-    strategies = _strategies(clause, clause.layers[0], supports)
+def unsupported_values(clause: Clause, supports, layer: str | None = None) -> str | None:
+    """Why the clause cannot run (for ``layer``, by default its first) on a backend whose
+    ``supports(name, value, layer=...)`` rules out every value of one of its parameters;
+    None when every domain keeps a value."""
+    strategies = _strategies(clause, layer or clause.layers[0], supports)
     for name in clause.params:
         if strategies[name] is None:
             values = clause.params[name].choices
