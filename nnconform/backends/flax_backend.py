@@ -74,7 +74,6 @@ class FlaxBackend:
             unsupported_values={
                 "inplace": (True,),                   # JAX arrays are immutable: no layer writes into its input
                 "momentum": (None,),                  # nn.BatchNorm has no cumulative average
-                "eps": (None,),                       # nn.RMSNorm needs a number
                 "BatchNorm1d.track_running_stats": (False,),  # nn.BatchNorm always keeps batch_stats
                 "BatchNorm2d.track_running_stats": (False,),
                 "BatchNorm3d.track_running_stats": (False,),
@@ -88,6 +87,8 @@ class FlaxBackend:
                 "x64": "jax_enable_x64 is switched on by the backend (process-wide), so float64 stays float64",
                 "layout": "GroupNorm: flax takes channels last; the adapter moves axis 1 to the end and back",
                 "jit": "apply functions are jitted per layer structure and dtype; eps and momentum are traced",
+                "eps=None": "RMSNorm eps=None is passed as epsilon=finfo(float32).eps (float64's for float64): "
+                            "the value the spec gives None; flax has no None",
             })
         self._key = jax.random.key(0)
         self._counter = 0
@@ -198,6 +199,16 @@ class DropoutLayer:
 
 # --- normalization layers -------------------------------------------------------------
 
+def _epsilon(eps, dtype: str) -> float:
+    """flax's epsilon for the spec's eps. RMSNorm's eps=None (torch's default) stands for
+    the machine epsilon of the computation type; flax has no None, so the adapter passes
+    that number: float32's for 16- and 32-bit layers (flax reduces in float32), float64's
+    for float64."""
+    if eps is None:
+        return float(np.finfo(np.float64 if dtype == "float64" else np.float32).eps)
+    return float(eps)
+
+
 def _module(layer: str, static: tuple, eps, momentum, ndim: int):
     """The flax.linen module for one call. ``static`` is the layer's structure."""
     dtype, affine, use_bias, extra = static
@@ -265,7 +276,7 @@ class NormLayer:
             shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
             channels, extra, use_bias = shape, len(shape), params.get("bias", True)
             affine = params["elementwise_affine"]
-        self.eps = float(params["eps"])
+        self.eps = _epsilon(params["eps"], dtype)
         self.momentum = float(params["momentum"]) if layer in BATCHNORMS else 0.0
         self.static = (_jax_dtype(dtype), bool(affine), bool(use_bias), extra)
         self.variables = self._init(channels)
