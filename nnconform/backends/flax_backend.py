@@ -236,6 +236,17 @@ def _restore(layer: str, y):
 
 
 @functools.cache
+def _init_fn(backend: FlaxBackend, layer: str, static: tuple):
+    """flax's init of the layer, jitted: one compilation per dummy shape instead of one
+    per primitive (eager init compiles each of its twenty-odd operations per shape)."""
+    def init(dummy, eps, momentum):
+        module = _module(layer, static, eps, momentum, dummy.ndim)
+        kwargs = {"use_running_average": False} if layer in BATCHNORMS else {}
+        return module.init(jax.random.key(0), dummy, **kwargs)
+    return _counting(backend, init)
+
+
+@functools.cache
 def _norm_fns(backend: FlaxBackend, layer: str, static: tuple, training: bool):
     """(forward, gradient) for one layer structure and mode, jitted."""
     batchnorm = layer in BATCHNORMS
@@ -290,9 +301,8 @@ class NormLayer:
             dummy_shape = (1, channels)                   # (N, C): channels last already
         else:
             dummy_shape = (1, channels, 1)                # (N, C, L), axis 1 the channel axis
-        module = _module(self.layer, self.static, self.eps, self.momentum, len(dummy_shape))
-        kwargs = {"use_running_average": False} if self.layer in BATCHNORMS else {}
-        variables = module.init(jax.random.key(0), jnp.zeros(dummy_shape, self.static[0]), **kwargs)
+        init = _init_fn(self.backend, self.layer, self.static)
+        variables = init(np.zeros(dummy_shape, self.np_dtype), self.eps, self.momentum)
         return {"params": dict(variables.get("params", {})), "batch_stats": dict(variables.get("batch_stats", {}))}
 
     @property
