@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nnconform.backend_api import BackendError
+from nnconform.backend_api import BackendError, Capabilities
 from nnconform.backends import ENTRY_POINT_GROUP, load_backend
 from nnconform.items import all_items
 from nnconform.spec import load_specs
@@ -243,3 +243,27 @@ def test_a_backend_that_assumes_contiguous_inputs_fails_the_layout_clauses(user_
     assert "[batchnorm.train.output] output after train call 1 differs from the float64 reference" in out
     assert "[dropout.eval.identity] output differs from the input" in out
     assert re.search(r"Draw \d+ \(layout\): '(strided|channels-last)'", out), out
+
+
+def test_unsupported_values_per_layer_and_for_a_default():
+    """A key "Layer.name" rules a value out for that layer only; a clause that does not
+    vary a parameter whose default the backend rules out is unsupported, not failed."""
+    from nnconform.items import Item, unsupported_reason
+    from nnconform.spec import load_specs
+    specs = load_specs()
+    capabilities = Capabilities(
+        layers=frozenset({"BatchNorm2d", "InstanceNorm2d", "RMSNorm"}),
+        unsupported_values={"BatchNorm2d.track_running_stats": (False,), "InstanceNorm2d.track_running_stats": (True,),
+                            "eps": (None,)})
+    assert not capabilities.supports_value("track_running_stats", False, layer="BatchNorm2d")
+    assert capabilities.supports_value("track_running_stats", False, layer="InstanceNorm2d")
+    assert capabilities.supports_value("track_running_stats", False)  # no layer: only plain keys count
+
+    def reason(clause_id, layer):
+        return unsupported_reason(Item(specs.by_id(clause_id), layer, "float32"), capabilities)
+
+    assert "track_running_stats=False" in reason("batchnorm.untracked", "BatchNorm2d")
+    assert reason("instancenorm.untracked", "InstanceNorm2d") is None
+    assert "track_running_stats=True" in reason("instancenorm.init.running-stats", "InstanceNorm2d")
+    assert reason("batchnorm.train.output", "BatchNorm2d") is None  # draws True only
+    assert "eps=None" in reason("rmsnorm.init.weight", "RMSNorm") and "default" in reason("rmsnorm.init.weight", "RMSNorm")

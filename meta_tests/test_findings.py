@@ -30,6 +30,9 @@ SECTIONS = ("**Spec.**", "**Implementation.**", "**Bug or deliberate.**", "**Ver
 # Modules a reproduction may import beside its framework: numpy, in which arrays are
 # handed to a framework, and onnx, with which an onnxruntime reproduction builds its graph.
 COMPANIONS = {"numpy", "onnx"}
+# A framework and the array library it runs on count as one framework: a flax
+# reproduction builds its inputs and keys with jax.
+RUNS_ON = {"flax": ("jax",)}
 
 
 def entries() -> dict[str, str]:
@@ -65,6 +68,10 @@ def test_findings_has_entries_and_each_states_what_an_entry_must():
         outside = imported_modules(blocks[0]) - set(sys.stdlib_module_names)
         frameworks = (outside - COMPANIONS) or outside
         assert len(frameworks) == 1, f"#{anchor}: a reproduction uses one framework only, imports {sorted(outside)}"
+        outside = imported_modules(blocks[0]) - set(sys.stdlib_module_names) - {"numpy"}
+        frameworks = outside - {library for name in outside for library in RUNS_ON.get(name, ())}
+        assert len(frameworks) == 1, (f"#{anchor}: a reproduction uses one framework only (plus numpy), "
+                                      f"imports {sorted(outside)}")
 
 
 @pytest.mark.parametrize("anchor", sorted(ENTRIES))

@@ -57,7 +57,8 @@ class Capabilities:
     autograd: bool = False
     notes: dict[str, str] = field(default_factory=dict)
     # Parameter values the backend cannot build, by parameter name: for example
-    # {"momentum": (None,), "track_running_stats": (False,)}. Draws never take them;
+    # {"momentum": (None,), "track_running_stats": (False,)}; a key "Layer.name"
+    # (e.g. "InstanceNorm2d.track_running_stats") holds for that layer only. Draws never take them;
     # an item whose clause can only take such values is unsupported, never failed.
     # A key "Layer.name" ("InstanceNorm2d.track_running_stats") holds for that layer only.
     # A key "Layer.name" ("InstanceNorm2d.track_running_stats") applies to that layer only.
@@ -92,6 +93,10 @@ class Capabilities:
             declared += tuple(self.unsupported_values.get(f"{layer}.{name}", ()))
         declared = (*self.unsupported_values.get(name, ()),
                     *(self.unsupported_values.get(f"{layer}.{name}", ()) if layer is not None else ()))
+        """False when the backend declared ``value`` of parameter ``name`` unsupported, for
+        every layer (key ``name``) or for this layer (key ``"Layer.name"``)."""
+        declared = self.unsupported_values.get(name, ()) + (
+            self.unsupported_values.get(f"{layer}.{name}", ()) if layer else ())
         return not any(value is bad or (value == bad and type(value) is type(bad)) for bad in declared)
 
 

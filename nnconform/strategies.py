@@ -209,10 +209,15 @@ def _supports_for(supports, name: str, layer: str, value) -> bool:
     backend whose ``supports(name, value, layer)`` rules out every value of one of its
     parameters; None when every domain keeps a value."""
     strategies = _strategies(clause, layer or clause.layers[0], supports)
+    """Why the clause cannot run (for ``layer``, by default its first) on a backend whose
+    layer = layer or clause.layers[0]
     for name in clause.params:
         if strategies[name] is None:
             values = clause.params[name].choices
             return f"the backend declares {name}={'/'.join(map(repr, values))} unsupported, the only value(s) this clause uses"
+    for name, value in clause.defaults.items():  # a parameter the clause does not vary takes its default
+        if name not in clause.params and not supports(name, value, layer=layer):
+            return f"the backend declares {name}={value!r} unsupported, the family's default, which this clause uses"
     return None
 
 

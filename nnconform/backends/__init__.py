@@ -16,6 +16,7 @@ BUILTIN = {
     "reference": "nnconform.backends.reference_backend:ReferenceBackend",
     "onnxruntime": "nnconform.backends.onnxruntime_backend:OnnxRuntimeBackend",
     "tinygrad": "nnconform.backends.tinygrad_backend:TinygradBackend",
+    "flax": "nnconform.backends.flax_backend:FlaxBackend",
 }
 
 
