@@ -13,6 +13,7 @@ BUILTIN = {
     "torch": "nnconform.backends.torch_backend:TorchBackend",
     "torch-cuda": "nnconform.backends.torch_backend:TorchCudaBackend",
     "reference": "nnconform.backends.reference_backend:ReferenceBackend",
+    "keras": "nnconform.backends.keras_backend:KerasBackend",
 }
 
 

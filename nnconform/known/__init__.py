@@ -21,7 +21,7 @@ from nnconform.expectations import KNOWN_KIND, Rule, load_rules
 from nnconform.hangs import ClauseTimeout
 
 # torch-cuda shares torch's file: a line meant for the CPU only says backend=torch.
-FILES = {"torch": "torch.txt", "torch-cuda": "torch.txt", "reference": "reference.txt"}
+FILES = {"torch": "torch.txt", "torch-cuda": "torch.txt", "reference": "reference.txt", "keras": "keras.txt"}
 PREFIX = "known deviation"
 STRICT_XPASS = "[XPASS(strict)] "  # pytest's failure text for an expected failure that passed under strict
 
