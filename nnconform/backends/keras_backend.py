@@ -336,7 +336,8 @@ class KerasLayer:
     def __init__(self, backend: KerasBackend, name: str, recipe: Recipe, params: dict, dtype: str, shape):
         self.backend, self.name, self.recipe, self.params, self.dtype = backend, name, recipe, params, dtype
         self.training, self.called, self._last = True, False, None
-        self.floats = tuple(float(params[name]) for _, name in recipe.traced)
+        # None (RMSNorm's eps=None: keras's default epsilon) is an empty pytree leaf for jit.
+        self.floats = tuple(None if params[name] is None else float(params[name]) for _, name in recipe.traced)
         self._make(recipe.build_shape(params, shape))
 
     def _make(self, build_shape) -> None:
@@ -369,7 +370,8 @@ class KerasLayer:
             # Built before the first input was known: build for the first input's rank,
             # with the values the layer holds (drawn state may have been loaded).
             values = self.state()
-            self._make((None, self.keras_layer.variables[0].shape[0]) + (None,) * (rank - 2))
+            channels = self.params.get("num_features", self.params.get("num_channels"))
+            self._make((None, channels) + (None,) * (rank - 2))
             self.load_state({k: v for k, v in values.items() if v is not None})
         key = (self.name, self.recipe.static(self.params), self.dtype, self.built_rank, self.training)
         return self.backend.program(key, self.recipe, self.keras_layer, self.training)
