@@ -17,6 +17,7 @@ BUILTIN = {
     "onnxruntime": "nnconform.backends.onnxruntime_backend:OnnxRuntimeBackend",
     "tinygrad": "nnconform.backends.tinygrad_backend:TinygradBackend",
     "flax": "nnconform.backends.flax_backend:FlaxBackend",
+    "keras": "nnconform.backends.keras_backend:KerasBackend",
 }
 
 
