@@ -60,8 +60,6 @@ class Capabilities:
     # {"momentum": (None,), "track_running_stats": (False,)}; a key "Layer.name"
     # (e.g. "InstanceNorm2d.track_running_stats") holds for that layer only. Draws never take them;
     # an item whose clause can only take such values is unsupported, never failed.
-    # A key "Layer.name" ("InstanceNorm2d.track_running_stats") holds for that layer only.
-    # A key "Layer.name" ("InstanceNorm2d.track_running_stats") applies to that layer only.
     unsupported_values: dict[str, tuple] = field(default_factory=dict)
     # Whether layers implement load_state(values). Without it, clauses that need drawn
     # state run with the layer's own initial state, and the summary says they were limited.
@@ -86,13 +84,6 @@ class Capabilities:
         return None
 
     def supports_value(self, name: str, value, layer: str | None = None) -> bool:
-        """False when the backend declared ``value`` of parameter ``name`` unsupported,
-        for every layer or (a "Layer.name" key) for ``layer``."""
-        declared = tuple(self.unsupported_values.get(name, ()))
-        if layer is not None:
-            declared += tuple(self.unsupported_values.get(f"{layer}.{name}", ()))
-        declared = (*self.unsupported_values.get(name, ()),
-                    *(self.unsupported_values.get(f"{layer}.{name}", ()) if layer is not None else ()))
         """False when the backend declared ``value`` of parameter ``name`` unsupported, for
         every layer (key ``name``) or for this layer (key ``"Layer.name"``)."""
         declared = self.unsupported_values.get(name, ()) + (

@@ -186,7 +186,6 @@ def _strategies(clause: Clause, layer: str, supports) -> dict[str, st.SearchStra
     if cached is not None and cached[0] is clause:
         return cached[1]
     strategies = {name: domain_strategy(domain, functools.partial(supports, name, layer=layer) if supports else None)
-    strategies = {name: domain_strategy(domain, functools.partial(_supports_for, supports, name, layer) if supports else None)
                   for name, domain in clause.params.items()}
     strategies.update({
         "mode": st.sampled_from(clause.modes), "shape": shape_strategy(clause, layer),
@@ -200,17 +199,11 @@ def _strategies(clause: Clause, layer: str, supports) -> dict[str, st.SearchStra
 
 
 def unsupported_values(clause: Clause, supports, layer: str | None = None) -> str | None:
-    """Why the clause cannot run for ``layer`` (default: its first) on a backend whose
+    """Why the clause cannot run (for ``layer``, by default its first) on a backend whose
     ``supports(name, value, layer=...)`` rules out every value of one of its parameters;
     None when every domain keeps a value."""
-def _supports_for(supports, name: str, layer: str, value) -> bool:
-    return supports(name, value, layer)
-    """Why the clause cannot run, for ``layer`` (default: the clause's first), on a
-    backend whose ``supports(name, value, layer)`` rules out every value of one of its
-    parameters; None when every domain keeps a value."""
-    strategies = _strategies(clause, layer or clause.layers[0], supports)
-    """Why the clause cannot run (for ``layer``, by default its first) on a backend whose
     layer = layer or clause.layers[0]
+    strategies = _strategies(clause, layer, supports)
     for name in clause.params:
         if strategies[name] is None:
             values = clause.params[name].choices

@@ -23,7 +23,6 @@ from nnconform.hangs import ClauseTimeout
 # A built-in backend NAME has its file NAME.txt here, unless it is listed below.
 # torch-cuda shares torch's file: a line meant for the CPU only says backend=torch.
 FILES = {"torch-cuda": "torch.txt"}
-FILES = {"torch": "torch.txt", "torch-cuda": "torch.txt", "reference": "reference.txt", "keras": "keras.txt"}
 PREFIX = "known deviation"
 STRICT_XPASS = "[XPASS(strict)] "  # pytest's failure text for an expected failure that passed under strict
 
