@@ -147,7 +147,8 @@ class TinygradBackend:
         # and realized outside it fails tinygrad's UOp verification)
         with Context(DEFAULT_FLOAT=dtype):
             built = self._build(layer, params, dtype)
-            Tensor.realize(*[t for t in nn.state.get_parameters(built.module)])
+            if tensors := nn.state.get_parameters(built.module):
+                Tensor.realize(*tensors)
         return built
 
     def _build(self, layer: str, params: dict, dtype: str):
