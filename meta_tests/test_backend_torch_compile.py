@@ -35,6 +35,7 @@ def test_backend_loads_and_declares_what_it_claims(backend):
     assert capabilities.layers == frozenset(_LAYERS)
     assert capabilities.dtypes == frozenset(DTYPES)
     assert capabilities.autograd and capabilities.load_state
+    assert capabilities.unsupported_values == {"momentum": (None,)}  # a graph break in torch 2.13
     assert capabilities.conventions == {}  # it is torch: torch's own conventions, the spec's defaults
     assert "ran no compiled code is an error" in capabilities.notes["fallbacks"]
     assert torch._dynamo.config.fail_on_recompile_limit_hit

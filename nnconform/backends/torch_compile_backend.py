@@ -80,7 +80,14 @@ class TorchCompileBackend(TorchBackend):
         self._reported = self.stats.snapshot()
         self.capabilities = Capabilities(
             layers=frozenset(_LAYERS), dtypes=frozenset(DTYPES), device=self.device, autograd=True,
-            notes={"compiler": "torch.compile(backend=inductor, fullgraph=True, dynamic=True) on the CPU; "
+            # BatchNorm's momentum=None (a cumulative average) computes 1/float(num_batches_tracked)
+            # in Python: a data-dependent float that TorchDynamo cannot put in one graph
+            # ("Could not guard on data-dependent expression FloatTrueDiv(1.0, ToFloat(u0))"),
+            # so torch.compile can run it only with a graph break, i.e. partly eager.
+            unsupported_values={"momentum": (None,)},
+            notes={"unsupported": "BatchNorm momentum=None: torch.compile cannot capture the cumulative "
+                                  "average 1/float(num_batches_tracked) in one graph (a graph break, partly eager)",
+                   "compiler": "torch.compile(backend=inductor, fullgraph=True, dynamic=True) on the CPU; "
                                "shapes dynamic; eps, momentum and p specialized by torch (a new value is a new "
                                "graph of the same compiled function)",
                    "fallbacks": "none allowed: a graph break, a hit recompile limit or a forward call that "
