@@ -86,3 +86,41 @@ def kept_sections(path: Path) -> str:
     text = path.read_text() if path.exists() else ""
     start = text.find(KEPT)
     return "\n" + text[start:] if start >= 0 else ""
+
+
+README_START, README_END = "<!-- run-costs:start -->", "<!-- run-costs:end -->"
+
+
+def readme_table(results: dict, source: str) -> str:
+    """The README's "What a run costs" table, from one benchmarks/run.py results file."""
+    full, machine = results["full_run"], results["machine"]
+    runs = {key: ", ".join(f"{r['seconds']:.1f}" for r in full[key]) for key in ("n0", "n2")}
+    rows = [
+        ["full default run, `-n 2`", f"**{full['median_n2']:.1f} s**", f"median of {len(full['n2'])}: {runs['n2']}"],
+        ["full default run, `-n 0`", f"{full['median_n0']:.1f} s", f"median of {len(full['n0'])}: {runs['n0']}"],
+        ["speed-up of `-n 2`", f"{full['ratio']:.2f}x", "target: at least 1.6x"],
+    ]
+    if results.get("thorough"):
+        t = results["thorough"]
+        rows.append(["thorough profile (200 examples per item), `-n 2`", f"{t['seconds']:.0f} s",
+                     f"one run, {t['examples']:,} examples"])
+    torch_rate = results["throughput"]["torch"]
+    rows.append(["examples per second, `-n 0`", f"{torch_rate['examples_per_second']:.0f}",
+                 f"{torch_rate['examples']:,} examples in the default run"])
+    lines = [README_START,
+             f"Measured {results['date'][:10]} on {machine['cores']} cores ({machine['cpu']}), Python "
+             f"{machine['python']}, torch {machine['torch']}, by `python benchmarks/run.py --repeats "
+             f"{results['repeats']}{' --thorough' if results.get('thorough') else ''}` "
+             f"([`{source}`]({source})):", "",
+             *_table(["run", "time", "detail"], rows), README_END]
+    return "\n".join(line for line in lines)
+
+
+def update_readme(readme: Path, results: dict, source: str) -> bool:
+    """Rewrite the table between the README's run-costs markers; False if it has none."""
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    readme.write_text(text[:start] + readme_table(results, source) + text[end + len(README_END):])
+    return True

@@ -20,6 +20,9 @@ time.perf_counter, and per-item figures come from the suite's own JSON report
 - the cost of each import a conformance process makes, in fresh interpreters;
 - with --thorough, one -n 2 run of the thorough profile (200 examples per item).
 
+It also rewrites the table of README.md's "What a run costs" (between its run-costs
+markers); --readme-from RESULTS_JSON does only that, from an earlier results file.
+
 Every run also records its CPU seconds (the process and its workers) and the load
 average, since on a shared machine wall times alone can mislead.
 
@@ -46,7 +49,7 @@ from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.breakdown import import_costs, per_check_kind, phases, read_timelines  # noqa: E402
-from benchmarks.results_md import kept_sections, markdown  # noqa: E402
+from benchmarks.results_md import kept_sections, markdown, update_readme  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 20261125
@@ -171,7 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keyword", default=None, help="pass -k KEYWORD to every run (to try this script quickly)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--markdown", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--readme-from", type=Path, default=None, metavar="RESULTS_JSON",
+                        help="only rewrite README.md's run-costs table from an earlier results file")
     args = parser.parse_args(argv)
+    if args.readme_from:
+        return _readme(json.loads(args.readme_from.read_text()), args.readme_from)
     from nnconform.spec import load_specs
     specs = load_specs()
     select = ["-k", args.keyword] if args.keyword else []
@@ -230,6 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(results)
     args.markdown.write_text(text + kept_sections(args.markdown))
     print(text)
+    return _readme(results, args.out / f"{stamp}.json")
+
+
+def _readme(results: dict, source: Path) -> int:
+    """README.md's "What a run costs" table, regenerated from these results."""
+    relative = source.resolve().relative_to(ROOT) if source.resolve().is_relative_to(ROOT) else source
+    if not update_readme(ROOT / "README.md", results, str(relative)):
+        print("README.md has no run-costs markers: its table was not updated", file=sys.stderr)
+        return 1
     return 0
 
 

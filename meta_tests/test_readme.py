@@ -70,3 +70,19 @@ def test_writing_refuses_a_readme_without_markers(tmp_path):
     with pytest.raises(SystemExit):
         clause_table.main(["--write", str(readme)])
     assert readme.read_text() == "# A README someone wrote by hand\n"
+
+
+def test_run_costs_table_is_the_one_its_results_file_generates():
+    """README's "What a run costs" table names the benchmarks/run.py results file it came
+    from; regenerating it from that file gives the same table, so it cannot drift."""
+    import json
+    import re
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks.results_md import README_END, README_START, readme_table
+
+    text = (REPO / "README.md").read_text()
+    table = text[text.index(README_START): text.index(README_END) + len(README_END)]
+    source = re.search(r"\(\[`(benchmarks/results/[^`]+\.json)`\]", table).group(1)
+    assert readme_table(json.loads((REPO / source).read_text()), source) == table

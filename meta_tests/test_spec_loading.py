@@ -119,6 +119,14 @@ CASES = [
             "batchnorm.toml", "batchnorm.train.running-update", "params.calls.max", "expected a finite number"),
     BadSpec("budget out of range", "suite.toml", "false_alarm_budget = 1e-4", "false_alarm_budget = 0.0",
             "suite.toml", None, "statistics.false_alarm_budget", "outside the valid domain"),
+    BadSpec("suite convention default not a variant", "suite.toml", 'default = "at-build"', 'default = "at-buld"',
+            "suite.toml", None, "conventions.validation.default", "must be one of the variants"),
+    BadSpec("family redeclares a suite convention", "groupnorm.toml", "[normalization]\nover",
+            '[conventions.validation]\ndefault = "at-build"\nvariants = ["at-build"]\n\n[normalization]\nover',
+            "groupnorm.toml", None, "conventions.validation", "declared in suite.toml"),
+    BadSpec("clause names an unknown convention", "dropout.toml", 'conventions = ["validation"]',
+            'conventions = ["validaton"]', "dropout.toml", "dropout.init.p-range", "conventions",
+            "must list conventions of this family"),
 ]
 
 

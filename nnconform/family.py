@@ -158,6 +158,7 @@ class Convention:
     default: str
     variants: tuple[str, ...]
     why: str = ""
+    suite_wide: bool = False  # declared in suite.toml: the checks read it, the family's reference does not
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,11 @@ class Family:
                                                          f"{list(convention.variants)}")
             resolved[name] = value
         return resolved
+
+    @property
+    def reference_conventions(self) -> bool:
+        """Whether the family's reference step takes its conventions (it declares its own)."""
+        return any(not convention.suite_wide for convention in self.conventions.values())
 
     @property
     def trainable(self) -> tuple[str, ...]:
@@ -252,7 +258,25 @@ def _as_shape(value) -> tuple[int, ...]:
     return tuple(value) if isinstance(value, (tuple, list)) else (int(value),)
 
 
-def parse_family(name: str, data: dict, parameters: dict, formula_names: set[str]) -> Family:
+def parse_conventions(data: dict, suite_wide: bool = False) -> dict[str, Convention]:
+    """The [conventions.NAME] tables of a spec file (a family's, or suite.toml's, which
+    hold for every family). A malformed table raises FamilyError naming it."""
+    conventions = {}
+    for conv_name, raw in _table(data, "conventions").items():
+        where = f"conventions.{conv_name}"
+        _known(raw, _CONVENTION_KEYS, where)
+        variants = raw.get("variants")
+        if not isinstance(variants, list) or not variants or any(not isinstance(v, str) for v in variants):
+            raise FamilyError(f"{where}.variants", "must be a non-empty list of variant names")
+        if raw.get("default") not in variants:
+            raise FamilyError(f"{where}.default", f"must be one of the variants {variants}")
+        conventions[conv_name] = Convention(conv_name, raw["default"], tuple(variants), str(raw.get("why", "")),
+                                            suite_wide)
+    return conventions
+
+
+def parse_family(name: str, data: dict, parameters: dict, formula_names: set[str],
+                 suite_conventions: dict[str, Convention] | None = None) -> Family:
     """Build a Family from a spec file's tables; FamilyError names the table and key."""
     bools = {n for n, p in parameters.items() if p.kind == "bool"}
     sized = {n for n, p in parameters.items() if p.kind in ("int", "shape")}
@@ -332,16 +356,10 @@ def parse_family(name: str, data: dict, parameters: dict, formula_names: set[str
         raise FamilyError("reference.step", "a normalizing family needs its reference step function")
     bounds = {n: (p.min, p.max, p.of if p.from_input == "divisor" else None) for n, p in parameters.items()
               if p.kind in ("int", "float")}
-    conventions = {}
-    for conv_name, raw in _table(data, "conventions").items():
-        where = f"conventions.{conv_name}"
-        _known(raw, _CONVENTION_KEYS, where)
-        variants = raw.get("variants")
-        if not isinstance(variants, list) or not variants or any(not isinstance(v, str) for v in variants):
-            raise FamilyError(f"{where}.variants", "must be a non-empty list of variant names")
-        if raw.get("default") not in variants:
-            raise FamilyError(f"{where}.default", f"must be one of the variants {variants}")
-        conventions[conv_name] = Convention(conv_name, raw["default"], tuple(variants), str(raw.get("why", "")))
+    conventions = parse_conventions(data)
+    for conv_name in conventions.keys() & (suite_conventions or {}).keys():
+        raise FamilyError(f"conventions.{conv_name}", "is declared in suite.toml for every family; a family cannot redeclare it")
+    conventions = {**(suite_conventions or {}), **conventions}
     for spec in state.values():
         if spec.convention and (spec.convention[0] not in conventions
                                 or spec.convention[1] not in conventions[spec.convention[0]].variants):

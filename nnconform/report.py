@@ -155,6 +155,7 @@ def _item_entry(item, status: str, outcome) -> dict:
         "limited": str(record["limited"]) if record.get("limited") else None,
         "looseness": _looseness(record.get("looseness")),
         "conventions": {str(k): str(v) for k, v in record["conventions"].items()} if record.get("conventions") else None,
+        "backend_notes": dict(record["backend_notes"]) if record.get("backend_notes") else None,
     }
 
 

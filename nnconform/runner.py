@@ -113,9 +113,25 @@ class Runner:
             for key in ("limited", "looseness"):
                 if key in notes:
                     evidence[key] = notes[key]
+            backend_notes = _backend_notes(self.backend)
+            if backend_notes:
+                evidence["backend_notes"] = backend_notes
         if failures:
             evidence["reproduce"] = self.reproduce_command(item)
             pytest.fail("\n\n".join(failures) + f"\nreproduce with: {evidence['reproduce']}", pytrace=False)
+
+
+def _backend_notes(backend) -> dict[str, str] | None:
+    """What the backend's optional evidence() hook reports about the item just run (for
+    example, that compiled code ran). A hook that fails is reported, never fatal."""
+    hook = getattr(backend, "evidence", None)
+    if not callable(hook):
+        return None
+    try:
+        notes = hook()
+        return {str(key): str(value) for key, value in dict(notes or {}).items()} or None
+    except Exception as error:  # the item's verdict stands; the report says the hook broke
+        return {"evidence() error": f"{type(error).__name__}: {error}"}
 
 
 def _clause_failures(error: BaseException) -> list[str] | None:

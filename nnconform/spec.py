@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnconform.family import Family, FamilyError, parse_family
+from nnconform.family import Family, FamilyError, parse_conventions, parse_family
 from nnconform.formula import Formula, FormulaError
 from nnconform.vocabulary import (
     CHECK_KINDS, DTYPES, LAYOUTS, MODES, SCENARIO_PARAMETERS, STATE_MODES, VALUE_PROFILES,
@@ -139,13 +139,17 @@ def load_specs(directory: Path | str | None = None) -> SpecSet:
     suite = _read_toml(directory / SUITE_FILE)
     budget = _number(suite.get("statistics", {}).get("false_alarm_budget"), directory / SUITE_FILE,
                      None, "statistics.false_alarm_budget", 0.0, 1.0, exclusive_min=True)
+    try:
+        suite_conventions = parse_conventions(suite, suite_wide=True)
+    except FamilyError as error:
+        raise SpecError(directory / SUITE_FILE, None, error.field, error.problem) from None
     clauses: list[Clause] = []
     seen: dict[str, str] = {}
     files = sorted(p for p in directory.glob("*.toml") if p.name != SUITE_FILE)
     if not files:
         raise SpecError(directory, None, None, "no layer-family spec files (*.toml) found")
     for path in files:
-        for clause in _load_family(path):
+        for clause in _load_family(path, suite_conventions):
             if clause.id in seen:
                 raise SpecError(path, clause.id, "id", f"duplicate clause id, first defined in {seen[clause.id]}")
             seen[clause.id] = str(path)
@@ -163,7 +167,7 @@ def _read_toml(path: Path) -> dict:
         raise SpecError(path, None, None, f"malformed TOML: {error}") from None
 
 
-def _load_family(path: Path) -> list[Clause]:
+def _load_family(path: Path, suite_conventions: dict | None = None) -> list[Clause]:
     data = _read_toml(path)
     family = data.get("family")
     if not isinstance(family, str) or not family:
@@ -190,7 +194,7 @@ def _load_family(path: Path) -> list[Clause]:
             raise SpecError(path, None, f"parameters.{name}.of", "a divisor must name a parameter taken from the input's channels")
     names = set(parameters) | set(SCENARIO_PARAMETERS)
     try:
-        model = parse_family(family, data, parameters, names)
+        model = parse_family(family, data, parameters, names, suite_conventions)
     except FamilyError as error:
         raise SpecError(path, None, error.field, error.problem) from None
     base_tolerance = data.get("tolerance", {})

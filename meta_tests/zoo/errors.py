@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from nnconform.backend_api import Capabilities
+
 from meta_tests.zoo.base import NumpyBatchNorm, ZooBackend
 
 
@@ -46,3 +48,41 @@ class SingleValueWrongError(ZooBackend):
     """One value per channel raises RuntimeError instead of ValueError."""
     name = "single-value-wrong-error"
     batchnorm_class = _WrongError
+
+
+class _ValidatedWhenRun:
+    """A dropout layer that checks p on its first forward call, as a graph framework does."""
+
+    def __init__(self, layer, p):
+        self.layer, self.p = layer, p
+
+    def __getattr__(self, name):
+        return getattr(self.layer, name)
+
+    def forward(self, x):
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"ratio must be in [0, 1], got {self.p}")
+        return self.layer.forward(x)
+
+
+class RateCheckedAtFirstCall(ZooBackend):
+    """p outside [0, 1] is rejected only by the first forward call, and the backend does
+    not declare the convention (validation = "at-first-call") that allows it."""
+    name = "rate-checked-at-first-call"
+
+    def validate(self, layer, params):
+        pass
+
+    def build(self, layer, params, dtype):
+        built = super().build(layer, params, dtype)
+        return _ValidatedWhenRun(built, params["p"]) if layer == "Dropout" else built
+
+
+class RateCheckedAtFirstCallDeclared(RateCheckedAtFirstCall):
+    """The same layer, declaring validation = "at-first-call": a correct alternative."""
+    name = "rate-checked-at-first-call-declared"
+
+    def __init__(self):
+        super().__init__()
+        self.capabilities = Capabilities(layers=self.capabilities.layers, autograd=True,
+                                         conventions={"validation": "at-first-call"})

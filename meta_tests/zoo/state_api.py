@@ -108,3 +108,33 @@ class InputModifiedWhenNotInplace(ZooBackend):
     """The output is always written into the input, even with inplace=False."""
     name = "input-modified-when-not-inplace"
     dropout_class = _AlwaysInplace
+
+
+class _Float32Buffers(NumpyBatchNorm):
+    def initial_state(self):
+        return {name: value if value is None or isinstance(value, int) else value.astype(np.float32)
+                for name, value in super().initial_state().items()}
+
+    def update_running(self, mean, var, count):
+        super().update_running(mean, var, count)
+        for name in ("running_mean", "running_var"):
+            self.buffers[name] = self.buffers[name].astype(np.float32)
+
+
+class RunningStatsKeptInFloat32(ZooBackend):
+    """Parameters and running statistics are kept in float32 whatever the layer's
+    dtype (a float64 layer's statistics lose precision; a float16 one's double its memory)."""
+    name = "running-stats-kept-in-float32"
+    batchnorm_class = _Float32Buffers
+
+
+class _CounterHidden(NumpyBatchNorm):
+    def state(self):
+        return dict(super().state(), num_batches_tracked=None)
+
+
+class CounterReportedAsNone(ZooBackend):
+    """The layer counts its training calls but state() reports num_batches_tracked as
+    None, as if the layer kept no counter, without declaring the convention that says so."""
+    name = "counter-reported-as-none"
+    batchnorm_class = _CounterHidden

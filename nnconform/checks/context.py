@@ -4,6 +4,7 @@ backend fails the clause with a message that names the backend and the call."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -61,10 +62,16 @@ class CheckContext:
         if seed is not None:
             self._call("seed", seed, (self.case.seed + offset) % 2**32)
 
+    def build_layer(self, params: dict | None = None):
+        """The backend's build call, unchecked; with the input shape of the first call as
+        ``shape=`` where the backend's build takes that keyword (frameworks that fix the
+        input's rank when a layer is built)."""
+        extra = {"shape": tuple(self.case.shape)} if _takes_shape(self.backend.build) else {}
+        return self.backend.build(self.case.layer, dict(params or self.case.params), self.case.dtype, **extra)
+
     def build(self, params: dict | None = None):
         """Build the case's layer; check the result has the Layer methods."""
-        layer = self._call(f"build({self.case.layer!r}, ..., {self.case.dtype!r})", self.backend.build,
-                           self.case.layer, dict(params or self.case.params), self.case.dtype)
+        layer = self._call(f"build({self.case.layer!r}, ..., {self.case.dtype!r})", self.build_layer, params)
         missing = [m for m in _LAYER_METHODS if not callable(getattr(layer, m, None))]
         if missing:
             self.fail(f"backend {self.backend_name!r}: build({self.case.layer!r}) returned "
@@ -125,10 +132,23 @@ class CheckContext:
             if name in reference and reference[name] is None and value is not None:
                 self.fail(f"state()[{name!r}] is present, but with {_params_text(self.case.params)} the layer "
                           f"has no {name} (spec {self.clause.source}, [state.{name}])")
-            problem = _state_problem(value, reference.get(name))
+            if value is None and reference.get(name) is not None:
+                self.fail(f"state()[{name!r}] is None, but with {_params_text(self.case.params)} the layer has "
+                          f"{name} (spec {self.clause.source}, [state.{name}]){self._absent_hint(name)}")
+            problem = _state_problem(value, reference.get(name), self.case.dtype)
             if problem:
                 self.fail(f"backend {self.backend_name!r}: state()[{name!r}] is {problem}")
         return state
+
+    def _absent_hint(self, name: str) -> str:
+        """How a backend whose layer keeps no such field says so, where the spec allows it."""
+        spec = self.clause.model.state.get(name)
+        convention = spec.convention if spec is not None else None
+        if convention is None:
+            return ""
+        allowed = [v for v in self.clause.model.conventions[convention[0]].variants if v != convention[1]]
+        return (f"; a backend whose layer keeps no {name} declares "
+                f"Capabilities(conventions={{{convention[0]!r}: {allowed[0]!r}}})" if allowed else "")
 
     def load_state(self, layer) -> None:
         """Load the case's drawn state, and check the layer holds it afterwards (the values
@@ -158,7 +178,7 @@ class CheckContext:
 
     def reference_step(self, x, before: dict, training: bool):
         """The family's reference step, under the backend's conventions."""
-        extra = {"conventions": self.conventions} if self.clause.model.conventions else {}
+        extra = {"conventions": self.conventions} if self.clause.model.reference_conventions else {}
         return self.clause.model.step_for(self.case.layer)(x, before, self.case.params, training, self.case.dtype, **extra)
 
     def _call(self, what: str, function, *args):
@@ -211,9 +231,34 @@ def _params_text(params: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in params.items())
 
 
-def _state_problem(value, reference) -> str | None:
+def _takes_shape(build) -> bool:
+    """Whether a backend's build method takes the keyword ``shape`` (cached per function)."""
+    function = getattr(build, "__func__", build)
+    try:
+        return _TAKES_SHAPE[function]
+    except (KeyError, TypeError):
+        pass
+    try:
+        parameters = inspect.signature(build).parameters
+        takes = "shape" in parameters and parameters["shape"].kind in (
+            inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    except (TypeError, ValueError):
+        takes = False
+    try:
+        _TAKES_SHAPE[function] = takes
+    except TypeError:
+        pass
+    return takes
+
+
+_TAKES_SHAPE: dict = {}
+
+
+def _state_problem(value, reference, dtype: str | None = None) -> str | None:
     """What is wrong with one value of state(), given the reference's value of the same
-    name (None where the reference has none): the end of a 'state()[name] is ...' message."""
+    name (None where the reference has none) and the layer's dtype: the end of a
+    'state()[name] is ...' message. A floating-point state array is held in the
+    layer's dtype (docs/backend-api.md, "The layer")."""
     if value is None:
         return None
     try:
@@ -229,7 +274,14 @@ def _state_problem(value, reference) -> str | None:
         return f"{found()}, expected a numeric array, an int or None"
     elif reference is not None and array.shape != np.shape(reference):
         return f"an array of shape {array.shape}, expected shape {np.shape(reference)} as the reference's"
+    elif (dtype is not None and reference is not None and not isinstance(reference, int)
+          and _is_float(array.dtype) and dtype_name(array.dtype) != dtype):
+        return f"an array of dtype {dtype_name(array.dtype)}, expected the layer's dtype {dtype}"
     return None
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    return dtype.kind == "f" or dtype_name(dtype) == "bfloat16"
 
 
 def _brief(array: np.ndarray) -> str:

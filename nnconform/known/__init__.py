@@ -20,8 +20,9 @@ from nnconform.backends import BUILTIN
 from nnconform.expectations import KNOWN_KIND, Rule, load_rules
 from nnconform.hangs import ClauseTimeout
 
+# A built-in backend NAME has its file NAME.txt here, unless it is listed below.
 # torch-cuda shares torch's file: a line meant for the CPU only says backend=torch.
-FILES = {"torch": "torch.txt", "torch-cuda": "torch.txt", "reference": "reference.txt", "keras": "keras.txt"}
+FILES = {"torch-cuda": "torch.txt"}
 PREFIX = "known deviation"
 STRICT_XPASS = "[XPASS(strict)] "  # pytest's failure text for an expected failure that passed under strict
 
@@ -35,9 +36,11 @@ def builtin_name(spec: str, backend) -> str | None:
 
 
 def known_file(name: str | None) -> Path | None:
-    if name not in FILES:
+    """The known-deviations file of a built-in backend (every one ships one, perhaps
+    with no line: meta_tests/test_findings.py checks); None for another backend."""
+    if name not in BUILTIN and name not in FILES:
         return None
-    return Path(str(resources.files(__name__) / FILES[name]))
+    return Path(str(resources.files(__name__) / FILES.get(name, f"{name}.txt")))
 
 
 def load_known(name: str | None) -> tuple[Path | None, list[Rule]]:
