@@ -81,12 +81,12 @@ def test_state_before_the_first_call_and_a_rank_chosen_by_it(backend):
 
 @needs_keras
 def test_traced_hyperparameters_and_compiler_options_change_no_bit():
-    """The adapter's compiled call (epsilon and momentum traced, XLA's backend optimization
-    level 0) gives bit for bit what the layer gives under a plain jax.jit with its
-    Python float attributes."""
+    """The adapter's compiled call (epsilon and momentum traced; for dropout layers, XLA's
+    backend optimization level 0) gives bit for bit what the layer gives under a plain
+    jax.jit with its Python float attributes and XLA's default options."""
+    backend = keras_backend.KerasBackend()  # first: it sets KERAS_BACKEND=jax before keras is imported
     import jax
     import keras
-    backend = keras_backend.KerasBackend()
     rng = np.random.default_rng(1)
     cases = [("BatchNorm2d", {"num_features": 3, "eps": 3e-4, "momentum": 0.7, "affine": True,
                               "track_running_stats": True}, (4, 3, 2, 5), True),
@@ -97,7 +97,10 @@ def test_traced_hyperparameters_and_compiler_options_change_no_bit():
              ("GroupNorm", {"num_groups": 2, "num_channels": 4, "eps": 0.01, "affine": True, "bias": True},
               (3, 4, 7), True),
              ("RMSNorm", {"normalized_shape": 5, "eps": 1e-6, "elementwise_affine": True}, (4, 5), True),
-             ("Dropout", {"p": 0.3, "inplace": False}, (64,), True)]
+             ("Dropout", {"p": 0.3, "inplace": False}, (64,), True),
+             ("Dropout1d", {"p": 0.6, "inplace": False}, (2, 3, 8), True),
+             ("AlphaDropout", {"p": 0.2, "inplace": False}, (5, 7), True),
+             ("FeatureAlphaDropout", {"p": 0.4, "inplace": False}, (2, 3, 2, 2, 2), True)]
     for dtype in ("float32", "float16"):
         for name, params, shape, training in cases:
             layer = backend.build(name, params, dtype)
@@ -107,12 +110,14 @@ def test_traced_hyperparameters_and_compiler_options_change_no_bit():
             variables = keras_layer.trainable_variables + keras_layer.non_trainable_variables
             values = layer.trainable_values + layer.non_trainable_values
 
+            recipe = layer.recipe
+
             def plain(values, x):
                 with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                    return keras_layer(x, training=training)
+                    return recipe.from_keras(keras_layer(recipe.to_keras(x), training=training), x)
             want = np.asarray(jax.jit(plain)(values, x))
             got = layer.forward(x)
-            assert np.array_equal(got, want, equal_nan=True), (name, dtype)
+            assert np.array_equal(got, want, equal_nan=True), (name, dtype, np.abs(got - want).max())
 
 
 @needs_keras

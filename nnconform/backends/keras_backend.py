@@ -45,12 +45,13 @@ _LAYERS = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Fe
 
 keras = jax = jnp = None  # imported by load_framework(), when the backend is created
 
-# XLA's LLVM optimization level 0: compiling threefry (dropout's random bits) at the
-# default level takes seconds per input shape, and every example draws a new shape.
-# The level changes the machine code only: the HLO, its fusions and the floating-point
-# semantics (no fast math) are the same, and meta_tests/test_backend_keras.py checks
-# that outputs are bit-identical to the default level.
-COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+# For Dropout and SpatialDropout1D/2D/3D only, XLA's LLVM optimization level 0:
+# compiling threefry (dropout's random bits) at the default level takes seconds per
+# input shape, and every example draws a new shape. Their computation is random bits,
+# a quotient and a select, and meta_tests/test_backend_keras.py checks their outputs
+# are bit-identical to the default level. The other layers keep the default level: it
+# changes their reductions (and AlphaDropout's a * x + b) in the last bit.
+DROPOUT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def load_framework():
@@ -87,6 +88,7 @@ class Recipe:
     traced: tuple[tuple[str, str], ...] = ()   # (keras attribute, spec parameter): floats passed at run time
     state_names: dict[str, str] = {}           # keras variable name -> spec state name
     rank_fixed_at_build = False                # keras's build fixes the input rank (BatchNormalization)
+    compiler_options: dict = {}                # XLA options of the compiled call (the default level)
 
     def kwargs(self, params: dict) -> dict:
         raise NotImplementedError
@@ -113,6 +115,7 @@ def _hashable(value):
 
 class DropoutRecipe(Recipe):
     keras_class = "Dropout"
+    compiler_options = DROPOUT_COMPILER_OPTIONS
 
     def kwargs(self, params):
         return {"rate": params["p"]}
@@ -152,11 +155,13 @@ class SpatialDropout3DRecipe(SpatialDropout2DRecipe):
 
 class AlphaDropoutRecipe(DropoutRecipe):
     keras_class = "AlphaDropout"
+    compiler_options = {}   # level 0 changes a * x + b in the last bit: the default level
 
 
 class FeatureAlphaDropoutRecipe(DropoutRecipe):
     """AlphaDropout with noise_shape (N, C, 1, 1, 1): one draw per (sample, channel)."""
     keras_class = "AlphaDropout"
+    compiler_options = {}
 
     def kwargs(self, params):
         return {"rate": params["p"], "noise_shape": (None, None, 1, 1, 1)}
@@ -277,8 +282,8 @@ class Program:
             d_trainable, d_input = pullback(grad_output)
             return y, updated, d_input, d_trainable
 
-        self.forward = jax.jit(run, compiler_options=COMPILER_OPTIONS)
-        self.differentiated = jax.jit(differentiated, compiler_options=COMPILER_OPTIONS)
+        self.forward = jax.jit(run, compiler_options=recipe.compiler_options)
+        self.differentiated = jax.jit(differentiated, compiler_options=recipe.compiler_options)
 
 
 class KerasBackend:
