@@ -188,7 +188,9 @@ class BatchNormRecipe(Recipe):
                 "center": params["affine"], "scale": params["affine"]}
 
     def build_shape(self, params, shape):
-        return tuple(shape) if shape else (None, params["num_features"]) + (None,) * (self.rank - 2)
+        # The channel count is the layer's parameter, whatever the first input has.
+        rank = len(shape) if shape else self.rank
+        return (None, params["num_features"]) + (None,) * (rank - 2)
 
 
 class GroupNormRecipe(Recipe):
@@ -202,7 +204,9 @@ class GroupNormRecipe(Recipe):
                 "center": params["affine"] and params["bias"], "scale": params["affine"]}
 
     def build_shape(self, params, shape):
-        return tuple(shape) if shape else (None, params["num_channels"], None)
+        # keras checks num_channels % groups here: the ValueError comes from build.
+        rank = len(shape) if shape else 3
+        return (None, params["num_channels"]) + (None,) * (rank - 2)
 
 
 def _normalized(params) -> tuple[int, ...]:
