@@ -113,5 +113,7 @@ def test_a_fast_subset_of_its_conformance_items_passes():
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     summary = result.stdout[result.stdout.index("nnconform conformance summary"):]
     counts = {status: int(n) for n, status in re.findall(r"(\d+) ([a-z-]+)", summary.splitlines()[1])}
-    assert counts.get("passed", 0) + counts.get("known-deviation", 0) == len(subset), summary
+    # a known deviation whose trigger this draw missed is "no-longer-deviates": still not a failure
+    checked = sum(counts.get(status, 0) for status in ("passed", "known-deviation", "no-longer-deviates"))
+    assert checked == len(subset), summary
     assert "failed" not in counts, summary
