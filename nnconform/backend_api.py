@@ -86,8 +86,8 @@ class Capabilities:
     def supports_value(self, name: str, value, layer: str | None = None) -> bool:
         """False when the backend declared ``value`` of parameter ``name`` unsupported, for
         every layer (key ``name``) or for this layer (key ``"Layer.name"``)."""
-        declared = self.unsupported_values.get(name, ()) + (
-            self.unsupported_values.get(f"{layer}.{name}", ()) if layer else ())
+        declared = (*self.unsupported_values.get(name, ()),
+                    *(self.unsupported_values.get(f"{layer}.{name}", ()) if layer else ()))
         return not any(value is bad or (value == bad and type(value) is type(bad)) for bad in declared)
 
 
