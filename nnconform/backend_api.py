@@ -71,6 +71,13 @@ class Capabilities:
     # whose kernels exist for some dtypes only, op by op): for example
     # {"Dropout": frozenset({"float32", "float64"})}. A layer not named here has `dtypes`.
     layer_dtypes: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Float parameters whose every value the backend compiles into its code, so that a new
+    # value costs a compile (torch.compile specializes eps, momentum and p), with how many
+    # values a run draws of each: for example {"eps": 2}. A run then draws that parameter
+    # from `count` values of each domain, fixed by the run's seed (another seed, other
+    # values), instead of the whole range; the domain's `include` values still run pinned,
+    # and the report lists the pools under backend.value_pools.
+    value_pools: dict[str, int] = field(default_factory=dict)
 
     def unsupported_reason(self, layer: str, dtype: str | None, needs_autograd: bool = False) -> str | None:
         if layer not in self.layers:

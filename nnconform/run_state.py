@@ -109,6 +109,8 @@ class RunState:
                         "layer_dtypes": {layer: sorted(dtypes) for layer, dtypes in
                                          sorted(getattr(capabilities, "layer_dtypes", {}).items())},
                         "autograd": capabilities.autograd,
+                        "value_pools": {name: int(count) for name, count in
+                                        sorted(getattr(capabilities, "value_pools", {}).items())},
                         "unavailable": getattr(backend, "unavailable", None) or None},
             "platform": platform_info(),
             "run": {"profile": self.profile, "profile_source": self.profile_source, "seed": self.base_seed,

@@ -54,6 +54,8 @@ class Runner:
         alpha = self.alpha if item.clause.statistical else None
         capabilities = getattr(self.backend, "capabilities", None)
         supports = getattr(capabilities, "supports_value", None)
+        declared_pools = getattr(capabilities, "value_pools", None)
+        pools = (self.base_seed, tuple(sorted(declared_pools.items()))) if declared_pools else None
         notes: dict = {}
         declared = {} if self.strict_conventions else getattr(capabilities, "conventions", {})
         try:
@@ -71,7 +73,7 @@ class Runner:
             @settings(max_examples=count, **({} if shrink else {"phases": NO_SHRINK}))
             @given(data=st.data())
             def conformance_example(data):
-                case = draw_case(data, clause, item.layer, item.dtype, supports)
+                case = draw_case(data, clause, item.layer, item.dtype, supports, pools)
                 context = CheckContext(clause, case, self.backend, alpha, notes=notes, conventions=conventions,
                                        pinned=pinned)
                 evidence["examples"] += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,9 +107,11 @@ class Case:
         return self.batch(index, (self.shape[0] + 1,) + self.shape[1:] if grown else None)
 
 
-def domain_strategy(domain: Domain, supports=None) -> st.SearchStrategy | None:
+def domain_strategy(domain: Domain, supports=None, pool: tuple[int, int] | None = None) -> st.SearchStrategy | None:
     """The values of one parameter's domain that the backend supports (``supports(value)``
-    is False for values it declared unsupported); None when no value is left."""
+    is False for values it declared unsupported); None when no value is left. With
+    ``pool = (count, seed)``, a float range is drawn from ``count`` values fixed by the
+    seed (pooled_values), not from the whole range."""
     supports = supports or (lambda value: True)
     if domain.choices:
         choices = [v for v in domain.choices if supports(v)]
@@ -117,6 +120,11 @@ def domain_strategy(domain: Domain, supports=None) -> st.SearchStrategy | None:
         base = st.sampled_from(choices)
     elif domain.kind == "int":
         base = st.integers(int(domain.min), int(domain.max)).filter(supports)
+    elif pool is not None:
+        values = pooled_values(domain, *pool, supports)
+        if not values:
+            return None
+        base = st.sampled_from(values)
     else:
         # Subnormal parameters (below 2.2e-308) are no meaningful layer setting.
         # The domain's include values are not mixed in here: each runs once per item as a
@@ -124,6 +132,30 @@ def domain_strategy(domain: Domain, supports=None) -> st.SearchStrategy | None:
         # Hypothesis's branch odds (one example in six) only repeats the costliest inputs.
         base = st.floats(domain.min, domain.max, allow_nan=False, allow_subnormal=False).filter(supports)
     return (st.none() | base) if domain.nullable and supports(None) else base
+
+
+def pooled_values(domain: Domain, count: int, seed: int, supports=None) -> tuple[float, ...]:
+    """``count`` distinct values of a float range, fixed by ``seed`` and the domain: for a
+    backend that compiles every value of the parameter into its code (Capabilities.
+    value_pools), so that a run compiles ``count`` programs per domain, not one per
+    example. Every item with the same domain gets the same values; another seed, others.
+    Stratified: the range is cut into ``count`` equal parts and each gives one value, so
+    that two values are one low and one high; log-uniform over a range above zero that
+    spans two decades or more (eps), else uniform."""
+    supports = supports or (lambda value: True)
+    low, high = float(domain.min), float(domain.max)
+    rng = np.random.default_rng([seed, zlib.crc32(f"{domain.name}:{low!r}:{high!r}".encode())])
+    logarithmic = low > 0 and high / low >= 100
+    values: list[float] = []
+    for attempt in range(100 * count):
+        if len(values) == count:
+            break
+        u = (len(values) + rng.random()) / count if attempt < 10 * count else rng.random()
+        value = math.exp(math.log(low) + u * (math.log(high) - math.log(low))) if logarithmic else low + u * (high - low)
+        value = min(max(value, low), high)
+        if supports(value) and value not in values:
+            values.append(value)
+    return tuple(values)
 
 
 def shape_strategy(clause: Clause, layer: str) -> st.SearchStrategy[tuple[tuple[int, ...], bool]]:
@@ -178,14 +210,18 @@ def _members(shape: list[int], batched: bool, per_channel: tuple[int, int], norm
 _CACHE: dict[tuple, tuple[Clause, dict]] = {}
 
 
-def _strategies(clause: Clause, layer: str, supports) -> dict[str, st.SearchStrategy | None]:
+def _strategies(clause: Clause, layer: str, supports, pools=None) -> dict[str, st.SearchStrategy | None]:
     """Every strategy of one item, built once: Hypothesis inspects a strategy when it is
-    first drawn from, so rebuilding them per example costs more than the draws."""
-    key = (id(clause), layer, supports)
+    first drawn from, so rebuilding them per example costs more than the draws.
+    ``pools``: (seed, ((name, count), ...)) for the float parameters drawn from pools."""
+    key = (id(clause), layer, supports, pools)
     cached = _CACHE.get(key)
     if cached is not None and cached[0] is clause:
         return cached[1]
-    strategies = {name: domain_strategy(domain, functools.partial(supports, name, layer=layer) if supports else None)
+    seed, counts = pools if pools else (0, ())
+    counts = dict(counts)
+    strategies = {name: domain_strategy(domain, functools.partial(supports, name, layer=layer) if supports else None,
+                                        (counts[name], seed) if name in counts else None)
                   for name, domain in clause.params.items()}
     strategies.update({
         "mode": st.sampled_from(clause.modes), "shape": shape_strategy(clause, layer),
@@ -222,9 +258,10 @@ def derived_seeds(seed: int) -> tuple[int, int, int]:
     return int(value_seed), int(backend_seed), int(state_seed)
 
 
-def draw_case(data, clause: Clause, layer: str, dtype: str, supports=None) -> Case:
-    """Draw one example from the strategy space of (clause, layer, dtype)."""
-    strategies = _strategies(clause, layer, supports)
+def draw_case(data, clause: Clause, layer: str, dtype: str, supports=None, pools=None) -> Case:
+    """Draw one example from the strategy space of (clause, layer, dtype); ``pools`` as
+    for _strategies."""
+    strategies = _strategies(clause, layer, supports, pools)
     drawn = {name: data.draw(strategies[name], label=name) for name in clause.params}
     values = {**clause.defaults, **drawn}
     mode = data.draw(strategies["mode"], label="mode")

@@ -91,3 +91,9 @@ def validate_backend(spec: str, backend) -> None:
     if not isinstance(backend.capabilities, Capabilities):
         raise BackendError(f"backend {spec!r}: capabilities must be nnconform.Capabilities, "
                            f"got {type(backend.capabilities).__name__}")
+    pools = backend.capabilities.value_pools
+    bad = {name: count for name, count in dict(pools).items()
+           if not isinstance(name, str) or isinstance(count, bool) or not isinstance(count, int) or count < 1}
+    if bad:
+        raise BackendError(f"backend {spec!r}: capabilities.value_pools must map parameter names to a count of "
+                           f"at least 1 (values a run draws of each), got {bad}")

@@ -35,6 +35,8 @@ EXTRA = "torch-compile"
 # a function serves one layer, dtype, structure, mode, grad mode and rank over the run,
 # and each value of a float hyperparameter costs one graph (see _configure_dynamo).
 RECOMPILE_LIMIT = 100_000
+# Values of each float hyperparameter a run draws per domain (Capabilities.value_pools).
+VALUE_POOL = 2
 
 
 class EagerFallback(RuntimeError):
@@ -85,6 +87,10 @@ class TorchCompileBackend(TorchBackend):
             # ("Could not guard on data-dependent expression FloatTrueDiv(1.0, ToFloat(u0))"),
             # so torch.compile can run it only with a graph break, i.e. partly eager.
             unsupported_values={"momentum": (None,)},
+            # Every value of eps, momentum and p is compiled into the graph (see the module
+            # docstring): a run draws each from VALUE_POOL values per domain, fixed by the
+            # run's seed, so that it compiles a few graphs per layer kind, not one per example.
+            value_pools={"eps": VALUE_POOL, "momentum": VALUE_POOL, "p": VALUE_POOL},
             notes={"unsupported": "BatchNorm momentum=None: torch.compile cannot capture the cumulative "
                                   "average 1/float(num_batches_tracked) in one graph (a graph break, partly eager)",
                    "compiler": "torch.compile(backend=inductor, fullgraph=True, dynamic=True) on the CPU; "
