@@ -80,9 +80,6 @@ def test_state_before_the_first_call_and_a_rank_chosen_by_it(backend):
 
 
 @needs_keras
-@pytest.mark.xfail(strict=False, reason=(
-    "fails on main after the five framework branches were merged (not on the keras branch alone): "
-    "BatchNorm2d float32 output differs in the last bit between traced and constant hyperparameters when the whole meta suite shares one process (JAX process-wide settings); open in issue 14, see the session 4 closing note"))
 def test_traced_hyperparameters_and_compiler_options_change_no_bit():
     """The adapter's compiled call (epsilon and momentum traced; for dropout layers, XLA's
     backend optimization level 0) gives bit for bit what the layer gives under a plain
@@ -124,9 +121,6 @@ def test_traced_hyperparameters_and_compiler_options_change_no_bit():
 
 
 @needs_keras
-@pytest.mark.xfail(strict=False, reason=(
-    "fails on main after the five framework branches were merged (not on the keras branch alone): "
-    "groupnorm.init.indivisible raises nothing in build and rmsnorm.train.output with eps=None is off by 4 ulp; open in issue 14, see the session 4 closing note"))
 def test_a_fast_subset_of_the_conformance_items_passes():
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/test_conformance.py", "-q", "-p", "no:cacheprovider",

@@ -304,7 +304,8 @@ class KerasBackend:
         self.capabilities = Capabilities(
             layers=frozenset(_LAYERS), dtypes=frozenset(DTYPES), device=self.device, autograd=True,
             unsupported_values={"momentum": (None,), "track_running_stats": (False,), "inplace": (True,),
-                                "elementwise_affine": (False,)},
+                                # RMSNormalization always has its scale; LayerNormalization(scale=False) has none
+                                "RMSNorm.elementwise_affine": (False,)},
             conventions={"running_var": "biased", "momentum": "old-weight", "batches_tracked": "absent"},
             notes={"framework": f"keras {keras.__version__} on jax {jax.__version__} (jaxlib), CPU, "
                                 "jax_enable_x64 on",
