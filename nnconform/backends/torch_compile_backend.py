@@ -89,7 +89,8 @@ class TorchCompileBackend(TorchBackend):
             unsupported_values={"momentum": (None,)},
             # Every value of eps, momentum and p is compiled into the graph (see the module
             # docstring): a run draws each from VALUE_POOL values per domain, fixed by the
-            # run's seed, so that it compiles a few graphs per layer kind, not one per example.
+            # run's seed, so that float values add a few graphs, not one per example (new
+            # shapes and structures still do: docs/backend-api.md, "What bounds the graphs").
             value_pools={"eps": VALUE_POOL, "momentum": VALUE_POOL, "p": VALUE_POOL},
             notes={"unsupported": "BatchNorm momentum=None: torch.compile cannot capture the cumulative "
                                   "average 1/float(num_batches_tracked) in one graph (a graph break, partly eager)",
