@@ -153,7 +153,11 @@ def _configure_dynamo() -> None:
       float that reaches an ATen argument of type ``float`` (eps, momentum, p of every
       layer here) is specialized by torch: a new value compiles a new graph;
     - sizes: dynamic from the first compile (``dynamic=True``), parameter shapes and
-      integer module attributes too (num_groups, normalized_shape) where torch can;
+      integer module attributes too (num_groups, normalized_shape) where torch can; no
+      duck sizing (``use_duck_shape = False``): two dimensions that happen to be equal in
+      one example get symbols of their own, so that an example where they differ reuses
+      the graph (sizes 0 and 1 are still specialized by torch: a new pattern of unit
+      dimensions, or a new layout's strides, is a new graph);
     - the recompile limit stays an error (``fail_on_recompile_limit_hit``), never a
       silent switch to eager, and is raised so that the specialized floats of a whole
       run fit under it;
@@ -161,6 +165,7 @@ def _configure_dynamo() -> None:
     """
     import torch._dynamo
     import torch._inductor.config
+    import torch.fx.experimental._config
     config = torch._dynamo.config
     config.specialize_float = False
     config.force_parameter_static_shapes = False
@@ -171,6 +176,7 @@ def _configure_dynamo() -> None:
     config.accumulated_recompile_limit = RECOMPILE_LIMIT
     config.suppress_errors = False
     torch._inductor.config.compile_threads = 1
+    torch.fx.experimental._config.use_duck_shape = False
 
 
 def _structure(params: dict) -> tuple:
