@@ -122,8 +122,8 @@ class TorchCompileBackend(TorchBackend):
         stats = self.stats
 
         def backend(graph_module, example_inputs):
-            stats.graphs[key] += 1
             compiled = compile_fx(graph_module, example_inputs)
+            stats.graphs[key] += 1  # after: a compile TorchDynamo restarts is not a graph
 
             def run(*args):
                 stats.compiled_calls += 1
