@@ -13,37 +13,9 @@ from pathlib import Path
 
 import pytest
 
-BACKEND = '''
-from nnconform.backends.reference_backend import ReferenceBackend
+from meta_tests.adapter_sources import eval_scaling_backend
 
-
-class _EvalScales:
-    def __init__(self, layer):
-        self._layer, self._training = layer, True
-
-    def __getattr__(self, name):
-        return getattr(self._layer, name)
-
-    def train(self):
-        self._training = True
-        self._layer.train()
-
-    def eval(self):
-        self._training = False
-        self._layer.eval()
-
-    def forward(self, x):
-        out = self._layer.forward(x)
-        return out if self._training else (out * 2 + 1).astype(out.dtype)
-
-
-class Backend(ReferenceBackend):
-    name = "adapter-in-cwd"
-
-    def build(self, layer, params, dtype):
-        built = super().build(layer, params, dtype)
-        return _EvalScales(built) if layer == "Dropout" else built
-'''
+BACKEND = eval_scaling_backend("adapter-in-cwd")
 
 
 def nnconform_command() -> str:

@@ -18,44 +18,15 @@ from pathlib import Path
 
 import pytest
 
+from meta_tests.adapter_sources import eval_scaling_backend
+
 pytestmark = pytest.mark.install
 
 REPO = Path(__file__).resolve().parents[1]
 NOT_SHIPPED = shutil.ignore_patterns(".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__",
                                      ".hypothesis", ".pytest_cache", "reports")
 
-DOWNSTREAM_BACKEND = '''
-"""A downstream project's backend: the reference, except that eval-mode dropout is broken."""
-from nnconform.backends.reference_backend import ReferenceBackend
-
-
-class _EvalScales:
-    def __init__(self, layer):
-        self._layer, self._training = layer, True
-
-    def __getattr__(self, name):
-        return getattr(self._layer, name)
-
-    def train(self):
-        self._training = True
-        self._layer.train()
-
-    def eval(self):
-        self._training = False
-        self._layer.eval()
-
-    def forward(self, x):
-        out = self._layer.forward(x)
-        return out if self._training else (out * 2 + 1).astype(out.dtype)
-
-
-class Backend(ReferenceBackend):
-    name = "mypkg"
-
-    def build(self, layer, params, dtype):
-        built = super().build(layer, params, dtype)
-        return _EvalScales(built) if layer == "Dropout" else built
-'''
+DOWNSTREAM_BACKEND = eval_scaling_backend("mypkg", doc="A downstream project's backend: the reference, except that eval-mode dropout is broken.")
 
 
 def run(command, **kwargs) -> subprocess.CompletedProcess:

@@ -18,45 +18,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from meta_tests.adapter_sources import eval_scaling_backend
 from nnconform.expectations import KNOWN_KIND, ExpectationError, load_rules, version_matches
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
 IDENTITY, P_ZERO = "dropout.eval.identity", "dropout.edge.p-zero"
 
-BACKEND = '''
-from nnconform.backends.reference_backend import ReferenceBackend
-
-
-class _EvalScales:
-    def __init__(self, layer):
-        self._layer, self._training = layer, True
-
-    def __getattr__(self, name):
-        return getattr(self._layer, name)
-
-    def train(self):
-        self._training = True
-        self._layer.train()
-
-    def eval(self):
-        self._training = False
-        self._layer.eval()
-
-    def forward(self, x):
-        out = self._layer.forward(x)
-        return out if self._training else (out * 2 + 1).astype(out.dtype)
-
-
-class Backend(ReferenceBackend):
-    """Eval-mode dropout scales its input; version 1.5."""
-    name = "known-test"
-    version = "1.5"
-
-    def build(self, layer, params, dtype):
-        built = super().build(layer, params, dtype)
-        return _EvalScales(built) if layer == "Dropout" else built
-'''
+BACKEND = eval_scaling_backend("known-test", doc="Eval-mode dropout scales its input; version 1.5.", version="1.5")
 
 # Loaded with -p: makes known_test:Backend the built-in backend "known-test", whose
 # known-deviations file is the one the test writes.

@@ -129,8 +129,9 @@ class ConformanceSummary:
         if status == "now-passing":
             outcome.message = f"now passing, remove it from the xfails file ({outcome.reason})"
         if status == "no-longer-deviates":
-            outcome.message = (f"no longer deviates: the {outcome.reason} did not show in this run; if the "
-                               "framework fixed it, its entry's version= should leave this version out (tell nnconform)")
+            outcome.message = (f"no longer deviates: the {outcome.reason} did not show in this run: either "
+                               "this run's draws did not reach its trigger (another --seed may), or the framework "
+                               "fixed it, and then its entry's version= should leave this version out (tell nnconform)")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):
