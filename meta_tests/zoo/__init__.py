@@ -57,6 +57,8 @@ FAULTS = [
     _fault("rate:PReadAsKeepProbability", "rate", ["dropout.train.drop-rate"], trigger="p != 0.5", subset=True),
     _fault("rate:RateOffByTwoPercent", "rate", ["dropout.train.drop-rate"]),
     _fault("rate:HighRateClamped", "rate", ["dropout.train.drop-rate"], trigger="p > 0.9"),
+    _fault("rate:PRoundedToInputDtype", "rate", ["dropout.train.drop-rate"],
+           trigger="float16/bfloat16, p = 0.9999 (rounds to 1)", subset=True),
     _fault("rate:PZeroMeansDefault", "rate", ["dropout.edge.p-zero"], trigger="p = 0"),
     _fault("rate:POneDisablesDropout", "rate", ["dropout.edge.p-one"], trigger="p = 1"),
     _fault("rate:POneGivesNaN", "rate", ["dropout.edge.p-one"], trigger="p = 1"),

@@ -42,6 +42,25 @@ class HighRateClamped(ZooBackend):
     dropout_class = _Clamped
 
 
+class _ThresholdInInputDtype(NumpyDropout):
+    def forward(self, x):
+        self.dtype = x.dtype
+        return super().forward(x)
+
+    def keep_mask(self, shape):
+        threshold = float(np.asarray(self.p, dtype=np.float64).astype(self.dtype))
+        return self.backend.rng.random(shape) >= threshold
+
+
+class PRoundedToInputDtype(ZooBackend):
+    """The random draws are compared with p rounded to the input's dtype (the
+    threshold is a constant of the kernel in the data type): a float16 or bfloat16
+    layer drops at p rounded to that dtype, and every unit once p rounds to 1
+    (torch.compile's inductor on the CPU, docs/findings.md#torch-compile-dropout-p-rounded)."""
+    name = "p-rounded-to-input-dtype"
+    dropout_class = _ThresholdInInputDtype
+
+
 class _ZeroIsDefault(NumpyDropout):
     def __init__(self, params, backend):
         super().__init__(params, backend)
