@@ -1,21 +1,23 @@
-"""Source text of a small faulty backend, for the meta tests that write a backend
+"""Source text of small faulty backends, for the meta tests that write a backend
 module to disk and run the ``nnconform`` command on it in a subprocess (from the
 current directory, from an installed downstream project, as a built-in backend with a
-known-deviations file). The module it makes stands alone: it imports only nnconform.
+known-deviations file, as the gate's faulty backends). The modules stand alone: they
+import only nnconform.
 
-The fault: eval-mode ``Dropout`` returns ``2 * x + 1`` instead of ``x``, so
+``EVAL_FAULT`` is a wrapper class ``_EvalFault(layer, fault)`` around a reference layer
+whose eval-mode forward returns ``fault(output)``; ``eval_scaling_backend`` makes a
+whole module whose eval-mode ``Dropout`` returns ``2 * x + 1`` instead of ``x``, so
 ``dropout.eval.identity`` fails and train-mode clauses pass.
 """
 
 from __future__ import annotations
 
-_EVAL_SCALES = '''
-from nnconform.backends.reference_backend import ReferenceBackend
+EVAL_FAULT = '''
+class _EvalFault:
+    """Wraps a reference layer; eval-mode forward calls the fault."""
 
-
-class _EvalScales:
-    def __init__(self, layer):
-        self._layer, self._training = layer, True
+    def __init__(self, layer, fault):
+        self._layer, self._fault, self._training = layer, fault, True
 
     def __getattr__(self, name):
         return getattr(self._layer, name)
@@ -30,7 +32,15 @@ class _EvalScales:
 
     def forward(self, x):
         out = self._layer.forward(x)
-        return out if self._training else (out * 2 + 1).astype(out.dtype)
+        return out if self._training else self._fault(out)
+'''
+
+_EVAL_SCALES = '''
+from nnconform.backends.reference_backend import ReferenceBackend
+''' + EVAL_FAULT + '''
+
+def _scales(out):
+    return (out * 2 + 1).astype(out.dtype)
 
 
 class Backend(ReferenceBackend):
@@ -39,7 +49,7 @@ class Backend(ReferenceBackend):
 {version}
     def build(self, layer, params, dtype):
         built = super().build(layer, params, dtype)
-        return _EvalScales(built) if layer == "Dropout" else built
+        return _EvalFault(built, _scales) if layer == "Dropout" else built
 '''
 
 

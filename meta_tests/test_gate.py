@@ -20,6 +20,7 @@ from pathlib import Path
 import jsonschema  # the "test" extra: pip install -e '.[test]'
 import pytest
 
+from meta_tests.adapter_sources import EVAL_FAULT
 from nnconform.expectations import ExpectationError, load_rules, unmatched
 from nnconform.items import all_items
 from nnconform.spec import load_specs
@@ -35,28 +36,7 @@ import time
 from nnconform import Capabilities
 from nnconform.backends.reference_backend import ReferenceBackend
 
-
-class _EvalFault:
-    """Wraps a reference Dropout layer; eval-mode forward calls the fault."""
-
-    def __init__(self, layer, fault):
-        self._layer, self._fault, self._training = layer, fault, True
-
-    def __getattr__(self, name):
-        return getattr(self._layer, name)
-
-    def train(self):
-        self._training = True
-        self._layer.train()
-
-    def eval(self):
-        self._training = False
-        self._layer.eval()
-
-    def forward(self, x):
-        out = self._layer.forward(x)
-        return out if self._training else self._fault(out)
-
+''' + EVAL_FAULT + '''
 
 class _Declared(ReferenceBackend):
     """Keeps the capabilities its class declares (the reference's use_specs would
